@@ -1,0 +1,1 @@
+"""Theorem-check and empirical experiments: one module each (see README)."""

@@ -1,0 +1,33 @@
+"""twolayer: exact gradient flow of two-layer linear networks f(x) = v^T B x.
+
+Checks the theory of Kumar et al., "Fine-Tuning can Distort Pretrained Features
+and Underperform Out-of-Distribution" (ICLR 2022); conventions in THEORY.md.
+Importing twolayer changes no global state (JAX float64 is enabled only inside
+the solver calls) and never imports torch (see ``twolayer.empirical``).
+"""
+
+from . import bounds
+from .errors import (AssumptionError, NotOrthonormalError, SolverFailedError,
+                     SolverStepLimitError, TwoLayerInputError)
+from .flow import FlowConfig, simulate, simulate_batch
+from .gd import gradient_descent
+from .generate import make_problem, ood_second_moment
+from .geometry import (cos_theta_max, distance, orthonormalize_rows, principal_angles,
+                       procrustes_distance, procrustes_rotation)
+from .invariants import InvariantDrift, invariant_drift
+from .losses import effective_predictor, feature_change, id_loss, ood_loss, train_loss
+from .lp import LinearProbe, lp_head, lp_limit
+from .problem import Problem
+from .trajectory import Trajectory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Problem", "make_problem", "ood_second_moment", "simulate", "simulate_batch", "FlowConfig",
+    "gradient_descent", "Trajectory", "LinearProbe", "lp_head", "lp_limit",
+    "train_loss", "ood_loss", "id_loss", "feature_change", "effective_predictor",
+    "invariant_drift", "InvariantDrift", "distance", "procrustes_rotation", "procrustes_distance",
+    "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds",
+    "TwoLayerInputError", "NotOrthonormalError", "AssumptionError", "SolverStepLimitError",
+    "SolverFailedError",
+]

@@ -1,0 +1,555 @@
+"""ID / OOD image data for the empirical LP / FT / LP-FT comparison (THEORY.md §7).
+
+Every image set is held in memory as one ``uint8`` tensor ``(N, 3, H, W)`` plus
+``int64`` labels, decoded once, so that on a GPU the whole set can live on the
+device (no data-loader workers, no per-epoch decoding).
+
+Built-in shifts (``load_shift(name, ...)``):
+
+``pacs``
+    PACS (``pacs96_jpeg.npz``). ID = ``photo`` by default, OOD = the other
+    three domains (art_painting, cartoon, sketch), each reported separately.
+    Any domain can be ID.
+``cifar-subpop``
+    A BREEDS-style subpopulation shift built from CIFAR-10 (``cifar10_jpeg.npz``):
+    the same superclasses, different subclasses for ID and OOD
+    (see ``CIFAR_SUBPOP``). Only images *held out from pretraining* are used:
+    ``cifar_pretrain_split`` fixes 40,000 of the 50,000 train images (a
+    permutation with the constant seed ``CIFAR_PRETRAIN_SEED``) for
+    pretraining; the other 10,000 train images and the 10,000 test images form
+    the downstream pool, so no evaluation image was ever seen in pretraining.
+    Both ID and OOD come from the same JPEG bundle (the same compression).
+``digits``
+    MNIST -> USPS (``digits_mnist_usps.npz``); 2,000 of the 5,000 MNIST images
+    (fixed permutation, ``DIGITS_PRETRAIN_SEED``) are reserved for
+    pretraining a small network, the remaining 3,000 are the ID data; OOD is
+    USPS (test split by default). Images are resized to ``size`` (28) and
+    replicated to 3 channels. Small enough for CPU tests.
+``cifar-stl``
+    CIFAR-10 -> STL-10 (the paper's shift) through ``torchvision.datasets``;
+    needs the datasets on disk (``download=True`` when online).
+``imagefolder``
+    One ImageFolder tree per domain (``load_imagefolder_shift``).
+
+The data directory is resolved as: explicit argument, then the environment
+variable ``TWOLAYER_DATA``, then ``<repo>/../shared/data``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import DataNotFoundError, UnknownDatasetError
+
+__all__ = [
+    "ImageSet",
+    "ShiftData",
+    "resolve_data_dir",
+    "decode_jpeg_bundle",
+    "load_pacs",
+    "load_cifar_subpop",
+    "cifar_pretrain_split",
+    "load_digits",
+    "digits_pretrain_split",
+    "load_imagefolder_shift",
+    "load_cifar_stl",
+    "load_shift",
+    "DATASETS",
+    "CIFAR_SUBPOP",
+    "CIFAR_PRETRAIN_SEED",
+    "DIGITS_PRETRAIN_SEED",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Constant seeds that fix the pretraining / downstream partition of a bundle.
+#: They do not depend on any experiment seed, so that a pretrained checkpoint
+#: never saw a downstream evaluation image.
+CIFAR_PRETRAIN_SEED = 20220222
+CIFAR_PRETRAIN_SIZE = 40_000
+DIGITS_PRETRAIN_SEED = 20220223
+DIGITS_PRETRAIN_SIZE = 2_000
+
+#: cifar-subpop: superclass -> (ID subclasses, OOD subclasses), CIFAR-10 names.
+#: Chosen so that each superclass is a natural category and its ID and OOD
+#: members look different (BREEDS: same superclass, disjoint subclasses).
+CIFAR_SUBPOP: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "vehicle": (("airplane", "automobile"), ("ship", "truck")),
+    "mammal": (("cat", "deer"), ("dog", "horse")),
+    "bird_or_frog": (("bird",), ("frog",)),
+}
+
+
+# --------------------------------------------------------------------------
+# containers
+# --------------------------------------------------------------------------
+@dataclass
+class ImageSet:
+    """Images ``(N, 3, H, W)`` uint8 and labels ``(N,)`` int64, in memory."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(
+                f"ImageSet {self.name!r}: images must be uint8 (N, 3, H, W), got "
+                f"{self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"ImageSet {self.name!r}: {self.images.shape[0]} images but labels of shape "
+                f"{tuple(self.labels.shape)}")
+        self.labels = self.labels.long()
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, idx, name: str | None = None) -> "ImageSet":
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        return ImageSet(self.images[idx], self.labels[idx], name or self.name)
+
+    def to(self, device) -> "ImageSet":
+        return ImageSet(self.images.to(device), self.labels.to(device), self.name)
+
+    def sample(self, k: int, seed: int = 0) -> "ImageSet":
+        """A fixed random subset of at most ``k`` images (sets are often ordered by class)."""
+        if len(self) <= k:
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:k].sort().values
+        idx = idx.to(self.images.device)
+        return ImageSet(self.images[idx], self.labels[idx], self.name)
+
+
+@dataclass
+class ShiftData:
+    """An ID / OOD pair with seeded ID train / val / test splits.
+
+    ``splits`` maps split names (``id_train``, ``id_val``, ``id_test``,
+    ``ood/<domain>``) to indices into the source (bundle or file list) so that
+    they can be saved with the results; ``meta`` documents the shift.
+    """
+
+    name: str
+    classes: list[str]
+    id_train: ImageSet
+    id_val: ImageSet
+    id_test: ImageSet
+    ood: dict[str, ImageSet]
+    splits: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    #: augmentation allowed for this data (horizontal flips make no sense for digits)
+    hflip: bool = True
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.id_train.images.shape[-1])
+
+    def to(self, device) -> "ShiftData":
+        return ShiftData(self.name, list(self.classes), self.id_train.to(device),
+                         self.id_val.to(device), self.id_test.to(device),
+                         {k: v.to(device) for k, v in self.ood.items()},
+                         dict(self.splits), dict(self.meta), self.hflip)
+
+    def summary(self) -> str:
+        ood = ", ".join(f"{k}={len(v)}" for k, v in self.ood.items())
+        return (f"{self.name}: {self.num_classes} classes, {self.image_size}px, ID train/val/test "
+                f"{len(self.id_train)}/{len(self.id_val)}/{len(self.id_test)}, OOD {ood}")
+
+    def save_splits(self, path: str | os.PathLike) -> None:
+        """Save the split indices (and the meta as JSON text) atomically to ``path`` (.npz)."""
+        import json
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        arrays = {k.replace("/", "__"): np.asarray(v, dtype=np.int64) for k, v in self.splits.items()}
+        np.savez(tmp, meta_json=np.array(json.dumps(self.meta, default=str)), **arrays)
+        os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Data directory: argument, then ``$TWOLAYER_DATA``, then ``<repo>/../shared/data``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("TWOLAYER_DATA")
+    if env:
+        return Path(env).expanduser()
+    return (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def _bundle(data_dir, filename: str) -> Path:
+    d = resolve_data_dir(data_dir)
+    path = d / filename
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"data bundle {filename!r} not found at {path}. Pass data_dir=..., set the "
+            f"environment variable TWOLAYER_DATA to the folder holding it, or place it in "
+            f"<repo>/../shared/data (see ../shared/data/README.md).")
+    return path
+
+
+def decode_jpeg_bundle(data: np.ndarray, offsets: np.ndarray, index: np.ndarray | None = None,
+                       size: int | None = None) -> torch.Tensor:
+    """Decode images ``index`` of a concatenated-JPEG bundle to uint8 ``(N, 3, H, W)``."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if index is None:
+        index = np.arange(len(offsets) - 1)
+    index = np.asarray(index, dtype=np.int64)
+    if len(index) == 0:
+        raise ValueError("decode_jpeg_bundle: empty index")
+    out = []
+    chunk = 4096
+    for s in range(0, len(index), chunk):
+        part = index[s:s + chunk]
+        blobs = [torch.from_numpy(np.ascontiguousarray(data[offsets[i]:offsets[i + 1]])) for i in part]
+        imgs = decode_jpeg(blobs, mode=ImageReadMode.RGB)
+        x = torch.stack(imgs)
+        if size is not None and x.shape[-1] != size:
+            x = _resize(x, size)
+        out.append(x)
+    return torch.cat(out)
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return y.round().clamp(0, 255).to(torch.uint8)
+
+
+def _split_indices(n: int, fracs: Sequence[float], rng: np.random.Generator,
+                   labels: np.ndarray | None = None) -> list[np.ndarray]:
+    """Seeded split of ``range(n)`` into len(fracs)+1 parts; stratified by ``labels``."""
+    if labels is None:
+        labels = np.zeros(n, dtype=np.int64)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fracs) + 1)]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        cuts = np.cumsum([int(round(f * len(idx))) for f in fracs])
+        for j, p in enumerate(np.split(idx, cuts)):
+            parts[j].append(p)
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def _cap_per_class(idx: np.ndarray, labels: np.ndarray, cap: int | None,
+                   rng: np.random.Generator) -> np.ndarray:
+    if cap is None:
+        return idx
+    keep = []
+    for c in np.unique(labels[idx]):
+        ic = idx[labels[idx] == c]
+        keep.append(ic[rng.permutation(len(ic))[:cap]])
+    return np.sort(np.concatenate(keep))
+
+
+def _id_splits(id_idx: np.ndarray, labels: np.ndarray, seed: int, val_frac: float,
+               test_frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    val, test, train = _split_indices(len(id_idx), [val_frac, test_frac], rng, labels[id_idx])
+    return id_idx[train], id_idx[val], id_idx[test]
+
+
+# --------------------------------------------------------------------------
+# PACS
+# --------------------------------------------------------------------------
+PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
+
+
+def load_pacs(data_dir=None, id_domain: str = "photo", ood_domains: Sequence[str] | None = None,
+              seed: int = 0, val_frac: float = 0.15, test_frac: float = 0.15,
+              max_per_class: int | None = None, size: int | None = None) -> ShiftData:
+    """PACS with ``id_domain`` as ID and ``ood_domains`` (default: the rest) as OOD.
+
+    ``max_per_class`` caps the images per class and domain (small CPU subsets);
+    ``size`` resizes (the bundle is 96 px).
+    """
+    z = np.load(_bundle(data_dir, "pacs96_jpeg.npz"))
+    domains = [str(d) for d in z["domains"]]
+    classes = [str(c) for c in z["classes"]]
+    if id_domain not in domains:
+        raise UnknownDatasetError(f"PACS has no domain {id_domain!r}; domains are {domains}")
+    ood_domains = [d for d in domains if d != id_domain] if ood_domains is None else list(ood_domains)
+    for d in ood_domains:
+        if d not in domains or d == id_domain:
+            raise UnknownDatasetError(
+                f"bad PACS OOD domain {d!r}: choose from {[x for x in domains if x != id_domain]}")
+    dom = z["domain"].astype(np.int64)
+    lab = z["label"].astype(np.int64)
+    cap_rng = np.random.default_rng([seed, 1])
+    id_idx = _cap_per_class(np.flatnonzero(dom == domains.index(id_domain)), lab, max_per_class, cap_rng)
+    tr, va, te = _id_splits(id_idx, lab, seed, val_frac, test_frac)
+    data, offsets = z["data"], z["offsets"]
+
+    def mk(idx, name):
+        return ImageSet(decode_jpeg_bundle(data, offsets, idx, size), torch.from_numpy(lab[idx]), name)
+
+    ood, splits = {}, {"id_train": tr, "id_val": va, "id_test": te}
+    for d in ood_domains:
+        idx = _cap_per_class(np.flatnonzero(dom == domains.index(d)), lab, max_per_class, cap_rng)
+        ood[d] = mk(idx, d)
+        splits[f"ood/{d}"] = idx
+    return ShiftData(
+        name="pacs", classes=classes, id_train=mk(tr, "id_train"), id_val=mk(va, "id_val"),
+        id_test=mk(te, "id_test"), ood=ood, splits=splits, hflip=True,
+        meta={"source": "pacs96_jpeg.npz", "id_domain": id_domain, "ood_domains": ood_domains,
+              "split_seed": seed, "val_frac": val_frac, "test_frac": test_frac,
+              "max_per_class": max_per_class, "size": size or 96})
+
+
+# --------------------------------------------------------------------------
+# CIFAR-10: pretraining split and the BREEDS-style subpopulation shift
+# --------------------------------------------------------------------------
+def _cifar_partition(split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pretraining indices, held-out downstream pool indices) of the bundle."""
+    train = np.flatnonzero(split == 0)
+    perm = np.random.default_rng(CIFAR_PRETRAIN_SEED).permutation(len(train))
+    pre = np.sort(train[perm[:CIFAR_PRETRAIN_SIZE]])
+    pool = np.sort(np.concatenate([train[perm[CIFAR_PRETRAIN_SIZE:]], np.flatnonzero(split == 1)]))
+    return pre, pool
+
+
+def cifar_pretrain_split(data_dir=None, max_images: int | None = None) -> tuple[ImageSet, list[str]]:
+    """The 40,000 CIFAR-10 train images reserved for pretraining (10-class labels)."""
+    z = np.load(_bundle(data_dir, "cifar10_jpeg.npz"))
+    pre, _ = _cifar_partition(z["split"])
+    if max_images is not None:  # a fixed random subset (the bundle is ordered by class)
+        pre = np.sort(np.random.default_rng(CIFAR_PRETRAIN_SEED + 1).permutation(pre)[:max_images])
+    lab = z["label"].astype(np.int64)
+    x = decode_jpeg_bundle(z["data"], z["offsets"], pre)
+    return ImageSet(x, torch.from_numpy(lab[pre]), "cifar10_pretrain"), [str(c) for c in z["classes"]]
+
+
+def load_cifar_subpop(data_dir=None, seed: int = 0, val_frac: float = 0.2, test_frac: float = 0.2,
+                      max_per_class: int | None = None,
+                      subpop: dict | None = None) -> ShiftData:
+    """BREEDS-style CIFAR-10 subpopulation shift on images held out from pretraining.
+
+    Labels are superclasses (``CIFAR_SUBPOP`` order); ID uses the ID subclasses,
+    the single OOD domain ``subpop`` the OOD subclasses of each superclass.
+    """
+    subpop = CIFAR_SUBPOP if subpop is None else subpop
+    z = np.load(_bundle(data_dir, "cifar10_jpeg.npz"))
+    names = [str(c) for c in z["classes"]]
+    fine = z["label"].astype(np.int64)
+    _, pool = _cifar_partition(z["split"])
+    sup_of = np.full(len(names), -1)
+    is_id = np.zeros(len(names), dtype=bool)
+    used = set()
+    for s, (ids, oods) in enumerate(subpop.values()):
+        for c in list(ids) + list(oods):
+            if c not in names:
+                raise UnknownDatasetError(f"cifar-subpop: unknown CIFAR-10 class {c!r}; classes are {names}")
+            if c in used:
+                raise ValueError(f"cifar-subpop: class {c!r} appears twice in the superclass table")
+            used.add(c)
+            sup_of[names.index(c)] = s
+        for c in ids:
+            is_id[names.index(c)] = True
+    sup = sup_of[fine]
+    rng = np.random.default_rng([seed, 1])
+    id_idx = pool[(sup[pool] >= 0) & is_id[fine[pool]]]
+    ood_idx = pool[(sup[pool] >= 0) & ~is_id[fine[pool]]]
+    id_idx = _cap_per_class(id_idx, fine, max_per_class, rng)
+    ood_idx = _cap_per_class(ood_idx, fine, max_per_class, rng)
+    tr, va, te = _id_splits(id_idx, sup, seed, val_frac, test_frac)
+    data, offsets = z["data"], z["offsets"]
+
+    def mk(idx, name):
+        return ImageSet(decode_jpeg_bundle(data, offsets, idx), torch.from_numpy(sup[idx]), name)
+
+    return ShiftData(
+        name="cifar-subpop", classes=list(subpop.keys()), id_train=mk(tr, "id_train"),
+        id_val=mk(va, "id_val"), id_test=mk(te, "id_test"), ood={"subpop": mk(ood_idx, "subpop")},
+        splits={"id_train": tr, "id_val": va, "id_test": te, "ood/subpop": ood_idx}, hflip=True,
+        meta={"source": "cifar10_jpeg.npz", "superclasses": {k: {"id": list(a), "ood": list(b)}
+                                                             for k, (a, b) in subpop.items()},
+              "pretrain_seed": CIFAR_PRETRAIN_SEED, "pretrain_size": CIFAR_PRETRAIN_SIZE,
+              "split_seed": seed, "val_frac": val_frac, "test_frac": test_frac,
+              "max_per_class": max_per_class})
+
+
+# --------------------------------------------------------------------------
+# digits: MNIST -> USPS
+# --------------------------------------------------------------------------
+def _gray_to_rgb(x: np.ndarray, size: int) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1)
+    if t.shape[-1] != size:
+        t = _resize(t, size)
+    return t.expand(-1, 3, -1, -1).contiguous()
+
+
+def _digits_partition(n: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(DIGITS_PRETRAIN_SEED).permutation(n)
+    return np.sort(perm[:DIGITS_PRETRAIN_SIZE]), np.sort(perm[DIGITS_PRETRAIN_SIZE:])
+
+
+def digits_pretrain_split(data_dir=None, size: int = 28) -> tuple[ImageSet, list[str]]:
+    """The 2,000 MNIST images reserved for pretraining the small digits network."""
+    z = np.load(_bundle(data_dir, "digits_mnist_usps.npz"))
+    pre, _ = _digits_partition(len(z["mnist_labels"]))
+    x = _gray_to_rgb(z["mnist_images"][pre], size)
+    return (ImageSet(x, torch.from_numpy(z["mnist_labels"][pre].astype(np.int64)), "mnist_pretrain"),
+            [str(i) for i in range(10)])
+
+
+def load_digits(data_dir=None, seed: int = 0, val_frac: float = 0.2, test_frac: float = 0.2,
+                size: int = 28, usps_split: str = "test", max_per_class: int | None = None) -> ShiftData:
+    """MNIST (held out from pretraining) -> USPS (``usps_split``: test, train or all)."""
+    z = np.load(_bundle(data_dir, "digits_mnist_usps.npz"))
+    mlab = z["mnist_labels"].astype(np.int64)
+    _, pool = _digits_partition(len(mlab))
+    rng = np.random.default_rng([seed, 1])
+    pool = _cap_per_class(pool, mlab, max_per_class, rng)
+    tr, va, te = _id_splits(pool, mlab, seed, val_frac, test_frac)
+    ulab = z["usps_labels"].astype(np.int64)
+    which = {"train": 0, "test": 1}
+    if usps_split == "all":
+        uidx = np.arange(len(ulab))
+    elif usps_split in which:
+        uidx = np.flatnonzero(z["usps_split"] == which[usps_split])
+    else:
+        raise ValueError(f"usps_split must be 'train', 'test' or 'all', got {usps_split!r}")
+    uidx = _cap_per_class(uidx, ulab, max_per_class, rng)
+    mimg = z["mnist_images"]
+
+    def mk(idx, name):
+        return ImageSet(_gray_to_rgb(mimg[idx], size), torch.from_numpy(mlab[idx]), name)
+
+    usps = ImageSet(_gray_to_rgb(z["usps_images"][uidx], size), torch.from_numpy(ulab[uidx]), "usps")
+    return ShiftData(
+        name="digits", classes=[str(i) for i in range(10)], id_train=mk(tr, "id_train"),
+        id_val=mk(va, "id_val"), id_test=mk(te, "id_test"), ood={"usps": usps},
+        splits={"id_train": tr, "id_val": va, "id_test": te, "ood/usps": uidx}, hflip=False,
+        meta={"source": "digits_mnist_usps.npz", "size": size, "usps_split": usps_split,
+              "pretrain_seed": DIGITS_PRETRAIN_SEED, "pretrain_size": DIGITS_PRETRAIN_SIZE,
+              "split_seed": seed, "max_per_class": max_per_class})
+
+
+# --------------------------------------------------------------------------
+# ImageFolder trees and torchvision datasets
+# --------------------------------------------------------------------------
+def _load_folder(root: Path, size: int) -> tuple[torch.Tensor, np.ndarray, list[str], list[str]]:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    if not root.is_dir():
+        raise DataNotFoundError(f"ImageFolder root {root} does not exist (one folder per class expected)")
+    ds = ImageFolder(str(root))
+    if len(ds.samples) == 0:
+        raise DataNotFoundError(f"ImageFolder root {root} holds no images")
+    imgs = []
+    for path, _ in ds.samples:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((size, size), Image.BICUBIC)
+            imgs.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+    return (torch.stack(imgs), np.array([t for _, t in ds.samples], dtype=np.int64), ds.classes,
+            [p for p, _ in ds.samples])
+
+
+def load_imagefolder_shift(id_root, ood_roots, size: int = 96, seed: int = 0, val_frac: float = 0.15,
+                           test_frac: float = 0.15, hflip: bool = True, name: str = "imagefolder") -> ShiftData:
+    """ID / OOD from ImageFolder trees: ``id_root`` and ``ood_roots`` (dict name -> root, or list).
+
+    Every tree must have the same class folders.
+    """
+    id_root = Path(id_root)
+    if not isinstance(ood_roots, dict):
+        ood_roots = {Path(r).name: r for r in ood_roots}
+    x, y, classes, files = _load_folder(id_root, size)
+    tr, va, te = _id_splits(np.arange(len(y)), y, seed, val_frac, test_frac)
+    ood, splits = {}, {"id_train": tr, "id_val": va, "id_test": te}
+    for dname, root in ood_roots.items():
+        ox, oy, oclasses, _ = _load_folder(Path(root), size)
+        if oclasses != classes:
+            raise ValueError(f"OOD tree {root} has classes {oclasses}, ID tree {id_root} has {classes}: "
+                             "every domain needs the same class folders")
+        ood[dname] = ImageSet(ox, torch.from_numpy(oy), dname)
+        splits[f"ood/{dname}"] = np.arange(len(oy))
+
+    def mk(idx, n):
+        return ImageSet(x[torch.from_numpy(idx)], torch.from_numpy(y[idx]), n)
+
+    return ShiftData(name=name, classes=classes, id_train=mk(tr, "id_train"), id_val=mk(va, "id_val"),
+                     id_test=mk(te, "id_test"), ood=ood, splits=splits, hflip=hflip,
+                     meta={"id_root": str(id_root), "ood_roots": {k: str(v) for k, v in ood_roots.items()},
+                           "size": size, "split_seed": seed})
+
+
+STL_TO_CIFAR = {"airplane": "airplane", "bird": "bird", "car": "automobile", "cat": "cat", "deer": "deer",
+                "dog": "dog", "horse": "horse", "ship": "ship", "truck": "truck"}
+
+
+def load_cifar_stl(root=None, download: bool = False, seed: int = 0, val_frac: float = 0.1) -> ShiftData:
+    """CIFAR-10 -> STL-10 (9 shared classes, STL resized to 32 px) via torchvision.datasets.
+
+    Needs the datasets under ``root`` (default: ``<data_dir>/torchvision``);
+    ``download=True`` fetches them when online.
+    """
+    from torchvision import datasets
+
+    root = Path(root) if root is not None else resolve_data_dir() / "torchvision"
+    try:
+        ctr = datasets.CIFAR10(str(root), train=True, download=download)
+        cte = datasets.CIFAR10(str(root), train=False, download=download)
+        stl = datasets.STL10(str(root), split="test", download=download)
+    except RuntimeError as e:  # torchvision raises RuntimeError "Dataset not found"
+        raise DataNotFoundError(f"CIFAR-10 / STL-10 not found under {root} ({e}); "
+                                "pass download=True when online") from e
+    keep = [ctr.classes.index(c) for c in STL_TO_CIFAR.values()]
+    remap = {c: i for i, c in enumerate(keep)}
+
+    def cifar(ds):
+        y = np.asarray(ds.targets)
+        m = np.isin(y, keep)
+        x = torch.from_numpy(ds.data[m]).permute(0, 3, 1, 2).contiguous()
+        return x, np.array([remap[t] for t in y[m]], dtype=np.int64)
+
+    xtr, ytr = cifar(ctr)
+    xte, yte = cifar(cte)
+    val, tr = _split_indices(len(ytr), [val_frac], np.random.default_rng(seed), ytr)
+    stl_keep = [stl.classes.index(c) for c in STL_TO_CIFAR]
+    sm = np.isin(stl.labels, stl_keep)
+    sx = _resize(torch.from_numpy(stl.data[sm]), 32)
+    sy = np.array([stl_keep.index(t) for t in stl.labels[sm]], dtype=np.int64)
+    classes = list(STL_TO_CIFAR.values())
+    return ShiftData(
+        name="cifar-stl", classes=classes,
+        id_train=ImageSet(xtr[torch.from_numpy(tr)], torch.from_numpy(ytr[tr]), "id_train"),
+        id_val=ImageSet(xtr[torch.from_numpy(val)], torch.from_numpy(ytr[val]), "id_val"),
+        id_test=ImageSet(xte, torch.from_numpy(yte), "id_test"),
+        ood={"stl10": ImageSet(sx, torch.from_numpy(sy), "stl10")},
+        splits={"id_train": tr, "id_val": val, "id_test": np.arange(len(yte)), "ood/stl10": np.flatnonzero(sm)},
+        hflip=True, meta={"root": str(root), "split_seed": seed})
+
+
+DATASETS: dict[str, Callable[..., ShiftData]] = {
+    "pacs": load_pacs,
+    "cifar-subpop": load_cifar_subpop,
+    "digits": load_digits,
+    "cifar-stl": load_cifar_stl,
+    "imagefolder": load_imagefolder_shift,
+}
+
+
+def load_shift(name: str, **kwargs) -> ShiftData:
+    """Load a registered ID / OOD shift by name (see the module docstring)."""
+    try:
+        fn = DATASETS[name]
+    except KeyError:
+        raise UnknownDatasetError(
+            f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}") from None
+    return fn(**kwargs)

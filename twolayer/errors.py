@@ -1,0 +1,77 @@
+"""Errors raised by twolayer.
+
+Every error on bad input is a :class:`TwoLayerInputError` (a ``ValueError``)
+that names the offending argument, says what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TwoLayerInputError",
+    "NotOrthonormalError",
+    "AssumptionError",
+    "SolverStepLimitError",
+    "SolverFailedError",
+]
+
+
+class TwoLayerInputError(ValueError):
+    """Bad input to a twolayer function.
+
+    Attributes
+    ----------
+    argument : the name of the offending argument.
+    problem : what was wrong with it.
+    fix : what to do about it.
+    """
+
+    def __init__(self, argument: str, problem: str, fix: str = ""):
+        self.argument = argument
+        self.problem = problem
+        self.fix = fix
+        msg = f"argument `{argument}`: {problem}"
+        if fix:
+            msg += f". Fix: {fix}"
+        super().__init__(msg)
+
+
+class NotOrthonormalError(TwoLayerInputError):
+    """A matrix that must have orthonormal rows (B0, B_star) does not.
+
+    ``deviation`` is max |B B^T - I| (entrywise).
+    """
+
+    def __init__(self, argument: str, deviation: float, tol: float):
+        self.deviation = float(deviation)
+        self.tol = float(tol)
+        super().__init__(
+            argument,
+            f"rows are not orthonormal: max|{argument} {argument}^T - I| = "
+            f"{deviation:.3e} > tol {tol:.1e}",
+            f"pass twolayer.orthonormalize_rows({argument}) explicitly "
+            "(it is never done silently), or fix how the matrix is built",
+        )
+
+
+class AssumptionError(TwoLayerInputError):
+    """A theorem's assumption (THEORY.md) fails for the given input."""
+
+
+class SolverStepLimitError(TwoLayerInputError):
+    """The ODE solver hit ``max_steps`` before reaching the last requested time."""
+
+    def __init__(self, max_steps: int, t_reached: float, t_target: float, detail: str = ""):
+        self.max_steps = int(max_steps)
+        self.t_reached = float(t_reached)
+        self.t_target = float(t_target)
+        super().__init__(
+            "max_steps",
+            f"the solver took max_steps={max_steps} steps and stopped at "
+            f"t={t_reached:.6g} before t={t_target:.6g}{detail}",
+            "increase max_steps, shorten ts, loosen rtol/atol, or use a stiff "
+            "solver (solver='kvaerno5')",
+        )
+
+
+class SolverFailedError(RuntimeError):
+    """The ODE solver failed for a reason other than the step limit."""

@@ -1,0 +1,332 @@
+"""Exact gradient flow of two-layer linear networks (THEORY.md §1, §3).
+
+The FT flow dv/dt = -2 B X^T r, dB/dt = -2 v r^T X (r = X B^T v - y) moves B only
+inside S (invariant I1), and the loss sees X only through X^T X and X^T y. With
+X = U diag(s) V^T and Q_S = V[:, :m] we write B = B0 P_Sperp + G Q_S^T, G in R^{k x m},
+and the flow becomes (in the basis where X^T X restricted to S is diagonal)
+
+    r_S = s^2 * (G^T v) - s * (U_m^T y),   dv/dt = -2 G r_S,   dG/dt = -2 v r_S^T,
+
+whose cost is O(k m) per evaluation, independent of n and d. It is integrated in
+float64 with diffrax (adaptive, explicit tolerances). The full B(t) is rebuilt
+exactly; I1 then holds to rounding.
+
+Stopping rule for the steady state (used for ``t = inf`` and to skip the stiff tail):
+the integration stops at the first accepted step where
+
+    ||f(y)||_2 <= steady_rtol * scale(y),  scale = 2 ||G||_F (||s^2 * G^T v|| + ||c||) + 2 ||v|| ||r_S||
+
+(i.e. the gradient is at the rounding level of its own terms), and the state is
+held exactly from then on. The neglected motion is at most ||f|| / mu, with mu the
+slowest nonzero rate of the linearised flow; tests check the held state against
+a continued integration.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from .errors import SolverFailedError, SolverStepLimitError, TwoLayerInputError
+from .lp import LinearProbe
+from .problem import Problem
+from .trajectory import Trajectory
+
+__all__ = ["FlowConfig", "simulate", "simulate_batch", "METHODS", "SOLVERS"]
+
+METHODS = ("lp", "ft", "lpft")
+SOLVERS = ("dopri8", "tsit5", "kvaerno5")
+
+
+class FlowConfig(NamedTuple):
+    """Solver settings (all explicit; see the module docstring for the steady rule)."""
+
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    solver: str = "dopri8"
+    max_steps: int = 100_000
+    steady_rtol: float = 1e-10
+    t_inf_max: float = 1e6
+
+
+# ----------------------------------------------------------------------------- input checks
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise TwoLayerInputError("method", f"unknown method {method!r}", f"use one of {METHODS}")
+    return method
+
+
+def _check_ts(ts) -> np.ndarray:
+    try:
+        ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise TwoLayerInputError("ts", f"cannot convert to float64 ({exc})") from exc
+    if ts.size == 0:
+        raise TwoLayerInputError("ts", "is empty", "pass at least one time")
+    if np.any(np.isnan(ts)):
+        raise TwoLayerInputError("ts", "contains NaN")
+    if np.any(ts < 0) or np.any(np.isneginf(ts)):
+        raise TwoLayerInputError("ts", f"contains negative times (min {ts.min()})", "times start at 0")
+    if np.any(np.diff(ts) < 0):
+        raise TwoLayerInputError("ts", "is not sorted in non-decreasing order", "pass np.sort(ts)")
+    return ts
+
+
+def _check_v0(problem: Problem, v0) -> np.ndarray:
+    if v0 is None:
+        return np.array(problem.v0)
+    try:
+        v0 = np.asarray(v0, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TwoLayerInputError("v0", f"cannot convert to float64 ({exc})") from exc
+    if v0.shape != (problem.k,):
+        raise TwoLayerInputError("v0", f"shape {v0.shape}, expected ({problem.k},)")
+    if not np.all(np.isfinite(v0)):
+        raise TwoLayerInputError("v0", "contains NaN/inf")
+    return v0
+
+
+def _check_config(config: FlowConfig) -> FlowConfig:
+    if config.solver not in SOLVERS:
+        raise TwoLayerInputError("solver", f"unknown solver {config.solver!r}", f"use one of {SOLVERS}")
+    for name in ("rtol", "atol", "steady_rtol"):
+        val = getattr(config, name)
+        if not (np.isfinite(val) and val > 0):
+            raise TwoLayerInputError(name, f"must be a positive finite float, got {val!r}")
+    if int(config.max_steps) < 1:
+        raise TwoLayerInputError("max_steps", f"must be >= 1, got {config.max_steps}")
+    return config
+
+
+# ----------------------------------------------------------------------------- the JAX solve
+_SOLVE_CACHE: dict = {}
+
+
+def _build_solve(solver_name: str, rtol: float, atol: float, max_steps: int, steady_rtol: float,
+                 batched: bool):
+    """A jitted pure function (s2, c, v0, G0, ts, t1) -> (v_ts, G_ts, v_end, G_end, t_end, result, stats)."""
+    key = (solver_name, rtol, atol, max_steps, steady_rtol, batched)
+    if key in _SOLVE_CACHE:
+        return _SOLVE_CACHE[key]
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    def vector_field(t, y, args):
+        v, G = y
+        s2, c = args
+        r = s2 * (G.T @ v) - c
+        return (-2.0 * (G @ r), -2.0 * jnp.outer(v, r))
+
+    def steady(t, y, args, **kwargs):
+        v, G = y
+        s2, c = args
+        Gtv = G.T @ v
+        r = s2 * Gtv - c
+        fv, fG = -2.0 * (G @ r), -2.0 * jnp.outer(v, r)
+        fnorm = jnp.sqrt(jnp.sum(fv ** 2) + jnp.sum(fG ** 2))
+        scale = 2.0 * jnp.linalg.norm(G) * (jnp.linalg.norm(s2 * Gtv) + jnp.linalg.norm(c)) \
+            + 2.0 * jnp.linalg.norm(v) * jnp.linalg.norm(r)
+        return fnorm <= steady_rtol * scale
+
+    solver = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5}[solver_name]()
+    term = diffrax.ODETerm(vector_field)
+    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+
+    def solve_one(s2, c, v0, G0, ts, t1):
+        sol = diffrax.diffeqsolve(
+            term, solver, t0=0.0, t1=t1, dt0=None, y0=(v0, G0), args=(s2, c),
+            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
+            stepsize_controller=controller,
+            max_steps=max_steps, event=diffrax.Event(steady), throw=False,
+        )
+        (v_ts, G_ts), (v_end, G_end) = sol.ys
+        stats = jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"],
+                           sol.stats["num_rejected_steps"]])
+        return v_ts, G_ts, v_end[0], G_end[0], sol.ts[1][0], sol.result._value, stats
+
+    if batched:
+        # Measured (benchmarks/bench_batch.py): a sequential lax.map over problems, each
+        # with its own adaptive steps and steady stop, beats vmap here. Under vmap every
+        # problem takes as many steps as the stiffest one, and the Dopri8 stage
+        # combinations over the whole batch are memory-bound on the CPU.
+        def fn(s2, c, v0, G0, ts, t1):
+            return jax.lax.map(lambda a: solve_one(*a, ts, t1), (s2, c, v0, G0))
+    else:
+        fn = solve_one
+    fn = jax.jit(fn)
+    _SOLVE_CACHE[key] = fn
+    return fn
+
+
+def _result_codes():
+    import diffrax
+    return (int(diffrax.RESULTS.successful._value), int(diffrax.RESULTS.event_occurred._value),
+            int(diffrax.RESULTS.max_steps_reached._value))
+
+
+def _pad_ts(ts_f: np.ndarray) -> np.ndarray:
+    """Pad the save times to a power-of-two length (fewer recompilations)."""
+    T = max(1, ts_f.size)
+    size = 1 << (T - 1).bit_length()
+    last = ts_f[-1] if ts_f.size else 0.0
+    return np.concatenate([ts_f, np.full(size - ts_f.size, last)])
+
+
+def _solve_reduced(items, ts: np.ndarray, config: FlowConfig, batched: bool):
+    """Run the FT flow for each (s2, c, v0, G0) in ``items``; returns per-item dicts."""
+    import jax
+    import jax.numpy as jnp
+
+    finite = np.isfinite(ts)
+    ts_f = ts[finite]
+    want_inf = bool(np.any(~finite))
+    t_last = float(ts_f[-1]) if ts_f.size else 0.0
+    t1 = float(config.t_inf_max) if want_inf else t_last
+    if want_inf and t_last > t1:
+        raise TwoLayerInputError("ts", f"finite times beyond t_inf_max={t1}", "raise FlowConfig.t_inf_max")
+    ts_pad = _pad_ts(ts_f)
+    fn = _build_solve(config.solver, float(config.rtol), float(config.atol), int(config.max_steps),
+                      float(config.steady_rtol), batched)
+    ok, event, max_steps_code = _result_codes()
+    start = time.perf_counter()
+    with jax.enable_x64(True):
+        stack = lambda i: jnp.asarray(np.stack([it[i] for it in items]) if batched else items[0][i],
+                                      dtype=jnp.float64)
+        args = [stack(i) for i in range(4)]
+        if t1 <= 0.0:
+            # Nothing to integrate: every requested time is 0.
+            v_end, G_end = np.asarray(args[2]), np.asarray(args[3])
+            v_all = np.repeat(v_end[..., None, :], ts_pad.size, axis=-2)
+            G_all = np.repeat(G_end[..., None, :, :], ts_pad.size, axis=-3)
+            t_end = np.zeros(len(items)) if batched else 0.0
+            codes = np.full(len(items), ok) if batched else ok
+            stats = np.zeros((len(items), 3) if batched else 3, dtype=int)
+        else:
+            out = fn(*args, jnp.asarray(ts_pad, dtype=jnp.float64), jnp.asarray(t1, dtype=jnp.float64))
+            v_all, G_all, v_end, G_end, t_end, codes, stats = jax.device_get(out)
+    wall = time.perf_counter() - start
+    if not batched:
+        v_all, G_all, v_end, G_end = v_all[None], G_all[None], v_end[None], G_end[None]
+        t_end, codes, stats = np.atleast_1d(t_end), np.atleast_1d(codes), np.asarray(stats)[None]
+    results = []
+    for i in range(len(items)):
+        code = int(codes[i])
+        v_i, G_i = np.asarray(v_all[i], np.float64), np.asarray(G_all[i], np.float64)
+        v_e, G_e, te = np.asarray(v_end[i], np.float64), np.asarray(G_end[i], np.float64), float(t_end[i])
+        if code == max_steps_code:
+            raise SolverStepLimitError(config.max_steps, te, t1,
+                                       f" (problem {i} of the batch)" if batched else "")
+        if code not in (ok, event):
+            raise SolverFailedError(f"diffrax failed with result code {code} at t={te:.6g} "
+                                    f"(problem {i}); try solver='kvaerno5' or looser tolerances")
+        steady = code == event
+        if want_inf and not steady:
+            raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g} (problem {i}); "
+                                    "raise FlowConfig.t_inf_max or steady_rtol")
+        v_out = np.empty((ts.size, v_i.shape[-1]))
+        G_out = np.empty((ts.size,) + G_i.shape[-2:])
+        saved_v, saved_G = v_i[:ts_f.size], G_i[:ts_f.size]
+        held = ts_f > te if steady else np.zeros(ts_f.size, bool)
+        saved_v = np.where(held[:, None], v_e, saved_v)
+        saved_G = np.where(held[:, None, None], G_e, saved_G)
+        v_out[finite], G_out[finite] = saved_v, saved_G
+        v_out[~finite], G_out[~finite] = v_e, G_e
+        if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(G_out))):
+            raise SolverFailedError(f"non-finite state in the solution (problem {i})")
+        status = f"success: steady state held from t={te:.6g}" if steady else "success"
+        st = dict(solver=config.solver, rtol=config.rtol, atol=config.atol,
+                  steady_rtol=config.steady_rtol, num_steps=int(stats[i][0]),
+                  num_accepted_steps=int(stats[i][1]), num_rejected_steps=int(stats[i][2]),
+                  t_steady=te if steady else None, wall_time_s=wall / len(items), batched=batched)
+        results.append((v_out, G_out, status, st))
+    return results
+
+
+# ----------------------------------------------------------------------------- public API
+def _initial(problem: Problem, method: str, v0: np.ndarray):
+    """(v_start, LinearProbe) for the FT stage of ``method``."""
+    if method == "lpft":
+        lp = LinearProbe(problem)
+        return lp.limit(v0), lp
+    return v0, None
+
+
+def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray) -> Trajectory:
+    start = time.perf_counter()
+    v = LinearProbe(problem).head(ts, v0)
+    B = np.broadcast_to(problem.B0, (ts.size,) + problem.B0.shape)
+    return Trajectory(ts=ts, v=v, B=B, method="lp", v0=v0, status="success: closed form",
+                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start))
+
+
+def _trajectory_from(problem, method, ts, v_start, res) -> Trajectory:
+    v_out, G_out, status, st = res
+    return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=v_start,
+                      status=status, stats=st)
+
+
+def simulate(problem: Problem, method: str, ts, v0=None, rtol: float = 1e-10, atol: float = 1e-12,
+             *, solver: str = "dopri8", max_steps: int = 100_000, steady_rtol: float = 1e-10,
+             t_inf_max: float = 1e6) -> Trajectory:
+    """Simulate LP, FT or LP-FT gradient flow (THEORY.md §1) at times ``ts``.
+
+    Parameters
+    ----------
+    problem : the :class:`Problem`.
+    method : "lp" (closed form, THEORY.md §3), "ft" (the flow from (v0, B0)) or
+        "lpft" (LP to its limit v_lp_inf in closed form, then FT from (v_lp_inf, B0);
+        ``ts`` are times of the FT stage).
+    ts : sorted times >= 0; may contain ``inf`` (the limit: closed form for LP, the
+        steady state of the flow for FT, see the module docstring).
+    v0 : initial head; ``None`` means ``problem.v0`` (the zero head unless the problem
+        was made with a head).
+    rtol, atol : tolerances of the adaptive step-size controller.
+    solver : "dopri8" (default), "tsit5" or "kvaerno5" (implicit, for stiff cases).
+    max_steps : step limit; reaching it raises :class:`SolverStepLimitError`.
+    """
+    method = _check_method(method)
+    ts = _check_ts(ts)
+    v0 = _check_v0(problem, v0)
+    config = _check_config(FlowConfig(rtol, atol, solver, max_steps, steady_rtol, t_inf_max))
+    if method == "lp":
+        return _lp_trajectory(problem, ts, v0)
+    v_start, _ = _initial(problem, method, v0)
+    s2, c, G0, _ = problem.reduced
+    res = _solve_reduced([(s2, c, v_start, G0)], ts, config, batched=False)[0]
+    return _trajectory_from(problem, method, ts, v_start, res)
+
+
+def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol: float = 1e-10,
+                   atol: float = 1e-12, *, solver: str = "dopri8", max_steps: int = 100_000,
+                   steady_rtol: float = 1e-10, t_inf_max: float = 1e6) -> list[Trajectory]:
+    """:func:`simulate` for many same-shape problems at once (one vmapped, jitted solve).
+
+    Each problem keeps its own adaptive step size and steady-state stop, so the
+    accuracy is that of :func:`simulate`. ``v0s`` is None (each ``problem.v0``) or
+    a sequence of heads, one per problem. Problems must share k and m.
+    """
+    method = _check_method(method)
+    ts = _check_ts(ts)
+    problems = list(problems)
+    if not problems:
+        raise TwoLayerInputError("problems", "is empty", "pass at least one Problem")
+    if v0s is None:
+        v0s = [None] * len(problems)
+    if len(v0s) != len(problems):
+        raise TwoLayerInputError("v0s", f"has {len(v0s)} heads for {len(problems)} problems")
+    k, m = problems[0].k, problems[0].m
+    for i, p in enumerate(problems):
+        if (p.k, p.m) != (k, m):
+            raise TwoLayerInputError("problems", f"problem {i} has (k, m)=({p.k}, {p.m}), "
+                                     f"problem 0 has ({k}, {m})", "batch problems of the same shape")
+    v0s = [_check_v0(p, v) for p, v in zip(problems, v0s)]
+    config = _check_config(FlowConfig(rtol, atol, solver, max_steps, steady_rtol, t_inf_max))
+    if method == "lp":
+        return [_lp_trajectory(p, ts, v) for p, v in zip(problems, v0s)]
+    starts = [_initial(p, method, v)[0] for p, v in zip(problems, v0s)]
+    items = [(p.reduced[0], p.reduced[1], vs, p.reduced[2]) for p, vs in zip(problems, starts)]
+    results = _solve_reduced(items, ts, config, batched=True)
+    return [_trajectory_from(p, method, ts, vs, r) for p, vs, r in zip(problems, starts, results)]

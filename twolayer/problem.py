@@ -1,0 +1,271 @@
+"""The problem: ground truth, pretrained extractor, data and OOD moment (THEORY.md §1)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from .errors import AssumptionError, TwoLayerInputError
+from .geometry import (
+    ORTHONORMAL_TOL,
+    _as_f64,
+    check_orthonormal_rows,
+    complement_basis,
+    cos_theta_max,
+    distance,
+    procrustes_distance,
+    procrustes_rotation,
+)
+
+__all__ = ["Problem"]
+
+
+class Problem:
+    """One instance of the two-layer linear setting of THEORY.md §1.
+
+    Parameters
+    ----------
+    B_star : (k, d) ground-truth extractor, orthonormal rows.
+    v_star : (k,) ground-truth head; w* = B*^T v*.
+    B0 : (k, d) pretrained extractor, orthonormal rows.
+    X : (n, d) training inputs (rows x_i). S = rowspace(X).
+    y : (n,) labels; default ``X @ B_star.T @ v_star`` (well specified).
+    Sigma : (d, d) OOD second moment E[x x^T], symmetric positive definite;
+        default the identity (the worst case over the unit ball).
+    v0 : (k,) initial head used when ``simulate(..., v0=None)``; default zero.
+    meta : free-form description (generator settings, seed) kept for records.
+    orthonormal_tol : tolerance on max|B B^T - I| for B0 and B_star.
+
+    All arrays are stored as float64 and never modified. Derived quantities
+    (bases of S and S_perp, the aligned ground truth, principal angles, the
+    reduced coordinates used by the simulator) are computed once, lazily.
+    """
+
+    def __init__(self, B_star, v_star, B0, X, y=None, Sigma=None, *, v0=None,
+                 orthonormal_tol: float = ORTHONORMAL_TOL, meta: dict | None = None):
+        B_star = check_orthonormal_rows(B_star, "B_star", orthonormal_tol)
+        B0 = check_orthonormal_rows(B0, "B0", orthonormal_tol)
+        k, d = B_star.shape
+        if B0.shape != (k, d):
+            raise TwoLayerInputError("B0", f"shape {B0.shape} must equal B_star's {(k, d)}",
+                                     "B0 and B_star are both (k, d)")
+        v_star = _as_f64(v_star, "v_star", ndim=1)
+        if v_star.shape != (k,):
+            raise TwoLayerInputError("v_star", f"shape {v_star.shape}, expected ({k},) (k = B_star rows)")
+        X = _as_f64(X, "X", ndim=2)
+        if X.shape[1] != d:
+            raise TwoLayerInputError("X", f"has {X.shape[1]} columns, expected d={d}",
+                                     "X is (n, d) with one input per row")
+        n = X.shape[0]
+        if n == 0:
+            raise TwoLayerInputError("X", "has no rows", "pass at least one training input")
+        if y is None:
+            y = X @ (B_star.T @ v_star)
+        else:
+            y = _as_f64(y, "y", ndim=1)
+            if y.shape != (n,):
+                raise TwoLayerInputError("y", f"shape {y.shape}, expected ({n},) (one label per row of X)")
+        if Sigma is None:
+            Sigma = np.eye(d)
+        else:
+            Sigma = _as_f64(Sigma, "Sigma", ndim=2)
+            if Sigma.shape != (d, d):
+                raise TwoLayerInputError("Sigma", f"shape {Sigma.shape}, expected ({d}, {d})")
+            asym = float(np.max(np.abs(Sigma - Sigma.T)))
+            if asym > 1e-10 * max(1.0, float(np.max(np.abs(Sigma)))):
+                raise TwoLayerInputError("Sigma", f"is not symmetric (max|Sigma - Sigma^T| = {asym:.2e})",
+                                         "pass E[x x^T], which is symmetric")
+            Sigma = 0.5 * (Sigma + Sigma.T)
+            lam_min = float(np.linalg.eigvalsh(Sigma)[0])
+            if lam_min <= 0:
+                raise TwoLayerInputError("Sigma", f"is not positive definite (smallest eigenvalue {lam_min:.3e})",
+                                         "THEORY.md §1 requires an invertible second moment")
+        if v0 is None:
+            v0 = np.zeros(k)
+        else:
+            v0 = _as_f64(v0, "v0", ndim=1)
+            if v0.shape != (k,):
+                raise TwoLayerInputError("v0", f"shape {v0.shape}, expected ({k},)")
+        self.B_star, self.v_star, self.B0, self.X, self.y, self.Sigma, self.v0 = (
+            B_star, v_star, B0, X, y, Sigma, v0)
+        for a in (B_star, v_star, B0, X, y, Sigma, v0):
+            a.setflags(write=False)
+        self.orthonormal_tol = float(orthonormal_tol)
+        self.meta = dict(meta or {})
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        return self.B0.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.B0.shape[1]
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    def __repr__(self) -> str:
+        return (f"Problem(d={self.d}, k={self.k}, m={self.m}, n={self.n}, "
+                f"eps={self.eps:.3g}, |w*|={self.w_star_norm:.3g})")
+
+    # -- ground truth --------------------------------------------------------
+    @cached_property
+    def w_star(self) -> np.ndarray:
+        """w* = B*^T v* (THEORY.md §1)."""
+        return self.B_star.T @ self.v_star
+
+    @cached_property
+    def w_star_norm(self) -> float:
+        return float(np.linalg.norm(self.w_star))
+
+    @cached_property
+    def well_specified(self) -> bool:
+        """Whether y = X w* (to rounding)."""
+        r = self.y - self.X @ self.w_star
+        return bool(np.linalg.norm(r) <= 1e-10 * max(1.0, float(np.linalg.norm(self.y))))
+
+    @cached_property
+    def U_align(self) -> np.ndarray:
+        """Polar factor of B0 B*^T: the rotation attaining d(B0, B*) (THEORY.md §1)."""
+        return procrustes_rotation(self.B0, self.B_star)
+
+    @cached_property
+    def v_star_aligned(self) -> np.ndarray:
+        """U v*: the ground-truth head in B0's frame."""
+        return self.U_align @ self.v_star
+
+    @cached_property
+    def B_star_aligned(self) -> np.ndarray:
+        """U B*: same w*, rotated to be closest to B0."""
+        return self.U_align @ self.B_star
+
+    @cached_property
+    def eps(self) -> float:
+        """d(B0, B*) = 2 sin(theta_max / 2) (closed form)."""
+        return distance(self.B0, self.B_star, self.orthonormal_tol)
+
+    @cached_property
+    def eps_procrustes(self) -> float:
+        """||B0 - U B*||_2 at the Procrustes U; equals :attr:`eps` (cross-check)."""
+        return procrustes_distance(self.B0, self.B_star)
+
+    # -- the training subspace S ----------------------------------------------
+    @cached_property
+    def _svd_X(self):
+        U, s, Vt = np.linalg.svd(self.X, full_matrices=True)
+        tol = max(self.X.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0)
+        m = int(np.sum(s > tol))
+        return U, s, Vt, m
+
+    @property
+    def m(self) -> int:
+        """m = dim S = rank X."""
+        return self._svd_X[3]
+
+    @cached_property
+    def S_basis(self) -> np.ndarray:
+        """(d, m) orthonormal basis of S = rowspace(X): the right singular vectors of X."""
+        _, _, Vt, m = self._svd_X
+        return Vt[:m].T.copy()
+
+    @cached_property
+    def S_perp_basis(self) -> np.ndarray:
+        """(d, d - m) orthonormal basis of S_perp."""
+        _, _, Vt, m = self._svd_X
+        return Vt[m:].T.copy()
+
+    @cached_property
+    def singular_values_X(self) -> np.ndarray:
+        """The m nonzero singular values of X, descending."""
+        _, s, _, m = self._svd_X
+        return s[:m].copy()
+
+    @cached_property
+    def kappa_X(self) -> float:
+        """kappa(X) = sigma_max(X) / smallest nonzero singular value (THEORY.md §5)."""
+        s = self.singular_values_X
+        return float(s[0] / s[-1])
+
+    @cached_property
+    def R0_basis(self) -> np.ndarray:
+        """(d, k) orthonormal basis of R0 = rowspace(B0)."""
+        return self.B0.T.copy()
+
+    @cached_property
+    def R_star_basis(self) -> np.ndarray:
+        """(d, k) orthonormal basis of R* = rowspace(B*)."""
+        return self.B_star.T.copy()
+
+    @cached_property
+    def cos_theta_max(self) -> dict:
+        """cos theta_max for (R0, S), (R0, S_perp), (R*, S), (R*, S_perp) (THEORY.md §2)."""
+        S, Sp = self.S_basis, self.S_perp_basis
+        return {
+            "R0,S": cos_theta_max(self.R0_basis, S),
+            "R0,S_perp": cos_theta_max(self.R0_basis, Sp),
+            "R*,S": cos_theta_max(self.R_star_basis, S),
+            "R*,S_perp": cos_theta_max(self.R_star_basis, Sp),
+        }
+
+    @property
+    def alpha(self) -> float:
+        """The slides' alpha = cos theta_max(S_perp, R0) = cos theta_max(R0, S_perp)."""
+        return self.cos_theta_max["R0,S_perp"]
+
+    @cached_property
+    def sigma_min_Sigma(self) -> float:
+        return float(np.linalg.eigvalsh(self.Sigma)[0])
+
+    @cached_property
+    def sigma_max_Sigma(self) -> float:
+        return float(np.linalg.eigvalsh(self.Sigma)[-1])
+
+    @cached_property
+    def overparameterized(self) -> bool:
+        """1 <= m < d - k (THEORY.md §1)."""
+        return 1 <= self.m < self.d - self.k
+
+    def require_overparameterized(self) -> None:
+        if not self.overparameterized:
+            raise AssumptionError("problem", f"not overparameterized: need 1 <= m < d - k, "
+                                  f"got m={self.m}, d={self.d}, k={self.k}",
+                                  "use fewer training directions or a larger d")
+
+    # -- reduced coordinates (used by the flow) --------------------------------
+    @cached_property
+    def reduced(self):
+        """Reduced coordinates of the FT flow (see :mod:`twolayer.flow`).
+
+        With X = U diag(s) V^T and Q_S = V[:, :m], B = B0 P_Sperp + G Q_S^T,
+        G = B Q_S in R^{k x m}, and the loss is
+        ||diag(s) G^T v - U_m^T y||^2 + ||(I - U_m U_m^T) y||^2.
+        Returns (s2, c, G0, resid2) with s2 = s^2, c = s * (U_m^T y), G0 = B0 Q_S.
+        """
+        U, s, _, m = self._svd_X
+        Um = U[:, :m]
+        uty = Um.T @ self.y
+        s2 = s[:m] ** 2
+        c = s[:m] * uty
+        resid2 = float(max(self.y @ self.y - uty @ uty, 0.0))
+        G0 = self.B0 @ self.S_basis
+        return s2, c, G0, resid2
+
+    def B_from_G(self, G: np.ndarray) -> np.ndarray:
+        """Full B = B0 + (G - B0 Q_S) Q_S^T for G of shape (..., k, m)."""
+        Q = self.S_basis
+        return self.B0 + (G - self.B0 @ Q) @ Q.T
+
+    def summary(self) -> dict:
+        """The quantities the theory talks about, as plain floats (for records)."""
+        c = self.cos_theta_max
+        return {
+            "d": self.d, "k": self.k, "m": self.m, "n": self.n,
+            "eps": self.eps, "w_star_norm": self.w_star_norm,
+            "cos_R0_S": c["R0,S"], "cos_R0_Sperp": c["R0,S_perp"],
+            "cos_Rstar_S": c["R*,S"], "cos_Rstar_Sperp": c["R*,S_perp"],
+            "kappa_X": self.kappa_X,
+            "sigma_min_Sigma": self.sigma_min_Sigma, "sigma_max_Sigma": self.sigma_max_Sigma,
+        }
