@@ -1,0 +1,1 @@
+"""Figure scripts: each draws one figure from cached results only (never simulates)."""
