@@ -114,15 +114,21 @@ def _build_solve(solver_name: str, rtol: float, atol: float, max_steps: int, ste
     import jax
     import jax.numpy as jnp
 
+    # The state is the displacement (dv, dG) = (v - v_start, G - G0), so that the
+    # tolerances control the change made by fine-tuning itself: when FT moves the
+    # state by a small amount (LP-FT, small eps), it is still resolved to rtol.
+    def _full(y, args):
+        dv, dG = y
+        s2, c, v_start, G0 = args
+        return v_start + dv, G0 + dG, s2, c
+
     def vector_field(t, y, args):
-        v, G = y
-        s2, c = args
+        v, G, s2, c = _full(y, args)
         r = s2 * (G.T @ v) - c
         return (-2.0 * (G @ r), -2.0 * jnp.outer(v, r))
 
     def steady(t, y, args, **kwargs):
-        v, G = y
-        s2, c = args
+        v, G, s2, c = _full(y, args)
         Gtv = G.T @ v
         r = s2 * Gtv - c
         fv, fG = -2.0 * (G @ r), -2.0 * jnp.outer(v, r)
@@ -136,16 +142,18 @@ def _build_solve(solver_name: str, rtol: float, atol: float, max_steps: int, ste
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
 
     def solve_one(s2, c, v0, G0, ts, t1):
+        zero = (jnp.zeros_like(v0), jnp.zeros_like(G0))
         sol = diffrax.diffeqsolve(
-            term, solver, t0=0.0, t1=t1, dt0=None, y0=(v0, G0), args=(s2, c),
+            term, solver, t0=0.0, t1=t1, dt0=None, y0=zero, args=(s2, c, v0, G0),
             saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
             stepsize_controller=controller,
             max_steps=max_steps, event=diffrax.Event(steady), throw=False,
         )
-        (v_ts, G_ts), (v_end, G_end) = sol.ys
+        (dv_ts, dG_ts), (dv_end, dG_end) = sol.ys
         stats = jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"],
                            sol.stats["num_rejected_steps"]])
-        return v_ts, G_ts, v_end[0], G_end[0], sol.ts[1][0], sol.result._value, stats
+        return (v0 + dv_ts, G0 + dG_ts, v0 + dv_end[0], G0 + dG_end[0], sol.ts[1][0],
+                sol.result._value, stats)
 
     if batched:
         # Measured (benchmarks/bench_batch.py): a sequential lax.map over problems, each

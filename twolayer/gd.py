@@ -42,18 +42,16 @@ def gradient_descent(problem: Problem, method: str, lr: float, steps: int, v0=No
     XtX, Xty = X.T @ X, X.T @ y
     ts, vs, Bs = [0.0], [v.copy()], [B.copy()]
     for step in range(1, int(steps) + 1):
-        w = B.T @ v
-        g = XtX @ w - Xty            # X^T r
-        grad_v = 2.0 * B @ g
-        if method == "lp":
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = XtX @ (B.T @ v) - Xty            # X^T r
+            grad_v = 2.0 * B @ g
+            if method != "lp":
+                B = B - lr * 2.0 * np.outer(v, g)
             v = v - lr * grad_v
-        else:
-            B = B - lr * 2.0 * np.outer(v, g)
-            v = v - lr * grad_v
+        if not (np.all(np.isfinite(v)) and np.all(np.isfinite(B))):
+            raise TwoLayerInputError("lr", f"GD diverged at step {step} (lr={lr})",
+                                     "use a smaller step size (below 1 / lambda_max of the loss Hessian)")
         if step % record_every == 0 or step == steps:
-            if not (np.all(np.isfinite(v)) and np.all(np.isfinite(B))):
-                raise TwoLayerInputError("lr", f"GD diverged at step {step} (lr={lr})",
-                                         "use a smaller step size")
             ts.append(step * lr)
             vs.append(v.copy())
             Bs.append(B.copy())

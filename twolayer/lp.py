@@ -61,8 +61,8 @@ class LinearProbe:
             frac = -np.expm1(-2.0 * np.outer(ts, lam))
         frac = np.where(pos[None, :], frac, 0.0)
         frac = np.where(np.isinf(ts)[:, None] & pos[None, :], 1.0, frac)
-        u = u0[None, :] + frac * (target - u0)[None, :]
-        return u @ E.T
+        # v(t) = v0 + E diag(frac) E^T (v_target - v0): exactly v0 at t = 0.
+        return v0[None, :] + (frac * (target - u0)[None, :]) @ E.T
 
     def limit(self, v0=None) -> np.ndarray:
         """v_lp_inf = H^{-1} b (H invertible), else H^+ b plus v0's null(H) part."""

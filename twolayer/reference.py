@@ -22,7 +22,7 @@ __all__ = ["simulate_reference"]
 
 
 def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float = 1e-12,
-                       atol: float = 1e-14, *, lp_limit_closed_form: bool = True,
+                       atol: float = 1e-16, *,
                        solver: str = "DOP853") -> Trajectory:
     """Full-state ``solve_ivp`` integration of the LP / FT / LP-FT flow at finite ``ts``.
 

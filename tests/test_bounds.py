@@ -1,0 +1,89 @@
+"""Theorem 3.3 (both forms) and the derived LP bound hold at every t on every drawn
+instance; vacuous and not-applicable cases are reported as such."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import twolayer as tl
+from twolayer.bounds import head_alignment_phi, lp_upper_bound, thm33_lower_bound
+from twolayer.testing import eps_values, head_inits, problems
+
+TS = np.concatenate([[0.0], np.geomspace(1e-3, 20.0, 14), [np.inf]])
+
+
+def _check_thm33(p):
+    tr = tl.simulate(p, "ft", TS)
+    sqrt_ood = np.sqrt(tl.ood_loss(p, tr.v, tr.B))
+    statuses = []
+    for form in ("published", "derived"):
+        b = thm33_lower_bound(p, form=form)
+        assert isinstance(b.value, float)
+        statuses.append(b.status)
+        if b.status == "ok":
+            assert b.value > 0
+            assert np.all(sqrt_ood >= b.value), (form, sqrt_ood.min(), b.value)
+        elif b.status == "vacuous":
+            assert b.value <= 0
+        else:
+            assert b.status == "not_applicable" and b.reason
+    return statuses
+
+
+@settings(max_examples=25)
+@given(p=problems(eps=eps_values(1e-6, 0.3), head=head_inits(),
+                  shift=st.sampled_from(["large", "isotropic", "small"])))
+def test_thm33_holds_at_every_t(p):
+    _check_thm33(p)
+
+
+def test_thm33_is_not_vacuous_on_good_features():
+    """A sanity anchor: with tiny eps and the zero head the bound is positive and holds."""
+    n_ok = 0
+    for seed in range(6):
+        p = tl.make_problem(seed, d=20, k=2, m=6, n=8, eps=1e-5, shift="large", w_star_norm=1.0)
+        n_ok += _check_thm33(p).count("ok")
+    assert n_ok == 12
+
+
+def test_thm33_vacuous_for_poor_features():
+    p = tl.make_problem(0, d=20, k=3, m=6, n=8, eps=0.5)
+    for form in ("published", "derived"):
+        b = thm33_lower_bound(p, form=form)
+        assert b.status == "vacuous" and b.value <= 0 and not b.ok
+
+
+def test_thm33_not_applicable_when_R0_meets_S():
+    p = tl.make_problem(0, d=12, k=2, m=4, n=6, eps=0.3)
+    s = p.S_basis[:, 0]
+    B0 = p.B0.copy()
+    B0[0] = s
+    B0[1] -= (B0[1] @ s) * s
+    B0[1] /= np.linalg.norm(B0[1])
+    q = tl.Problem(p.B_star, p.v_star, B0, p.X)
+    b = thm33_lower_bound(q)
+    assert b.status == "not_applicable" and "R0, S_perp" in b.reason
+
+
+def test_phi_zero_head_and_lp_head():
+    p = tl.make_problem(3, d=20, k=3, m=6, n=8, eps=1e-3, w_star_norm=2.0)
+    assert head_alignment_phi(p, np.zeros(3)) == pytest.approx(4.0)   # ||w*||^2
+    # LP-FT starts from v_lp_inf: phi is O(eps) and the bound collapses.
+    phi_lp = head_alignment_phi(p, tl.lp_limit(p))
+    assert phi_lp < 0.1
+    assert thm33_lower_bound(p, tl.lp_limit(p)).status == "vacuous"
+
+
+@settings(max_examples=25)
+@given(p=problems(eps=eps_values(1e-6, 1.0), head=head_inits()))
+def test_lp_upper_bound_holds(p):
+    b = lp_upper_bound(p)
+    sqrt_lp = float(np.sqrt(tl.ood_loss(p, tl.lp_limit(p), p.B0)))
+    assert b.status == "ok"
+    assert sqrt_lp <= b.value * (1 + 1e-9) + 1e-15
+
+
+def test_lp_upper_bound_zero_eps_gives_zero_loss():
+    p = tl.make_problem(2, d=20, k=3, m=6, n=8, eps=0.0, shift="large")
+    assert p.eps <= 1e-15 and lp_upper_bound(p).value <= 1e-12   # eps = 0 up to rounding
+    assert tl.ood_loss(p, tl.lp_limit(p), p.B0) <= 1e-25
