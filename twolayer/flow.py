@@ -156,7 +156,7 @@ def _build_solve(solver_name: str, rtol: float, atol: float, max_steps: int, ste
                 sol.result._value, stats)
 
     if batched:
-        # Measured (benchmarks/bench_batch.py): a sequential lax.map over problems, each
+        # Measured (experiments/benchmark_flow.py): a sequential lax.map over problems, each
         # with its own adaptive steps and steady stop, beats vmap here. Under vmap every
         # problem takes as many steps as the stiffest one, and the Dopri8 stage
         # combinations over the whole batch are memory-bound on the CPU.
