@@ -140,3 +140,17 @@ def test_gd_i2_drift_is_second_order_per_step():
     p = tl.make_problem(6, d=20, k=3, m=8, n=10, eps=0.1, head_init="gaussian", head_scale=0.5)
     drifts = [tl.invariant_drift(p, tl.gradient_descent(p, "ft", lr, 1)).i2_abs for lr in (1e-3, 5e-4)]
     assert drifts[0] / drifts[1] == pytest.approx(4.0, rel=0.05)
+
+
+def test_stationary_start_is_held_exactly():
+    """LP-FT with perfect features (and any flow started at a stationary point) starts where
+    the gradient vanishes: the state is held, never a division by a zero derivative."""
+    p = tl.make_problem(0, d=20, k=2, m=5, n=8, eps=0.0, shift="large")
+    tr = tl.simulate(p, "lpft", [0.0, 1.0, np.inf])
+    assert tr.status.startswith("success: stationary")
+    assert np.all(tl.ood_loss(p, tr.v, tr.B) <= 1e-25)
+    q = tl.Problem([[0.6, 0.8]], [1.0], [[0.8, 0.6]], [[1.0, 0.0]])
+    tr = tl.simulate(q, "ft", [0.0, 1.0], v0=[0.75])       # 0.75 is the LP limit
+    np.testing.assert_array_equal(tr.v, [[0.75], [0.75]])
+    batch = tl.simulate_batch([p, tl.make_problem(1, d=20, k=2, m=5, n=8, eps=0.1)], "lpft", [0.0, 1.0])
+    assert batch[0].status.startswith("success: stationary") and batch[1].stats["num_steps"] > 0

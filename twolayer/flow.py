@@ -183,8 +183,24 @@ def _pad_ts(ts_f: np.ndarray) -> np.ndarray:
     return np.concatenate([ts_f, np.full(size - ts_f.size, last)])
 
 
+def _steady_np(s2, c, v, G, steady_rtol: float) -> bool:
+    """The steady-state rule of the module docstring, in NumPy (checked at t = 0)."""
+    Gtv = G.T @ v
+    r = s2 * Gtv - c
+    fnorm = np.sqrt(np.sum((2.0 * (G @ r)) ** 2) + np.sum((2.0 * np.outer(v, r)) ** 2))
+    scale = 2.0 * np.linalg.norm(G) * (np.linalg.norm(s2 * Gtv) + np.linalg.norm(c)) \
+        + 2.0 * np.linalg.norm(v) * np.linalg.norm(r)
+    return bool(fnorm <= steady_rtol * scale)
+
+
 def _solve_reduced(items, ts: np.ndarray, config: FlowConfig, batched: bool):
-    """Run the FT flow for each (s2, c, v0, G0) in ``items``; returns per-item dicts."""
+    """Run the FT flow for each (s2, c, v0, G0) in ``items``.
+
+    Returns one (v (T, k), G (T, k, m), status, stats) per item. Items that already
+    satisfy the steady-state rule at t = 0 (e.g. LP-FT with perfect features, where
+    the gradient vanishes) are held from t = 0 without calling the solver, whose
+    automatic first step would divide by a zero derivative.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -196,58 +212,62 @@ def _solve_reduced(items, ts: np.ndarray, config: FlowConfig, batched: bool):
     if want_inf and t_last > t1:
         raise TwoLayerInputError("ts", f"finite times beyond t_inf_max={t1}", "raise FlowConfig.t_inf_max")
     ts_pad = _pad_ts(ts_f)
-    fn = _build_solve(config.solver, float(config.rtol), float(config.atol), int(config.max_steps),
-                      float(config.steady_rtol), batched)
     ok, event, max_steps_code = _result_codes()
+    stationary = [t1 > 0.0 and _steady_np(*it, config.steady_rtol) for it in items]
+    todo = [i for i, it in enumerate(items) if t1 > 0.0 and not stationary[i]]
+
+    # Defaults: the initial state held everywhere (t1 == 0 or stationary at t = 0).
+    raw = {i: (np.repeat(it[2][None], ts_pad.size, 0), np.repeat(it[3][None], ts_pad.size, 0),
+               it[2], it[3], 0.0, event if stationary[i] else ok, np.zeros(3, int))
+           for i, it in enumerate(items)}
     start = time.perf_counter()
-    with jax.enable_x64(True):
-        stack = lambda i: jnp.asarray(np.stack([it[i] for it in items]) if batched else items[0][i],
-                                      dtype=jnp.float64)
-        args = [stack(i) for i in range(4)]
-        if t1 <= 0.0:
-            # Nothing to integrate: every requested time is 0.
-            v_end, G_end = np.asarray(args[2]), np.asarray(args[3])
-            v_all = np.repeat(v_end[..., None, :], ts_pad.size, axis=-2)
-            G_all = np.repeat(G_end[..., None, :, :], ts_pad.size, axis=-3)
-            t_end = np.zeros(len(items)) if batched else 0.0
-            codes = np.full(len(items), ok) if batched else ok
-            stats = np.zeros((len(items), 3) if batched else 3, dtype=int)
-        else:
+    if todo:
+        fn = _build_solve(config.solver, float(config.rtol), float(config.atol), int(config.max_steps),
+                          float(config.steady_rtol), batched)
+        with jax.enable_x64(True):
+            if batched:
+                args = [jnp.asarray(np.stack([items[i][j] for i in todo]), dtype=jnp.float64)
+                        for j in range(4)]
+            else:
+                args = [jnp.asarray(items[todo[0]][j], dtype=jnp.float64) for j in range(4)]
             out = fn(*args, jnp.asarray(ts_pad, dtype=jnp.float64), jnp.asarray(t1, dtype=jnp.float64))
-            v_all, G_all, v_end, G_end, t_end, codes, stats = jax.device_get(out)
+            out = jax.device_get(out)
+        for pos, i in enumerate(todo):
+            raw[i] = tuple(np.asarray(o[pos] if batched else o) for o in out)
     wall = time.perf_counter() - start
-    if not batched:
-        v_all, G_all, v_end, G_end = v_all[None], G_all[None], v_end[None], G_end[None]
-        t_end, codes, stats = np.atleast_1d(t_end), np.atleast_1d(codes), np.asarray(stats)[None]
+
     results = []
     for i in range(len(items)):
-        code = int(codes[i])
-        v_i, G_i = np.asarray(v_all[i], np.float64), np.asarray(G_all[i], np.float64)
-        v_e, G_e, te = np.asarray(v_end[i], np.float64), np.asarray(G_end[i], np.float64), float(t_end[i])
+        v_i, G_i, v_e, G_e, te, code, stats = raw[i]
+        v_i, G_i = np.asarray(v_i, np.float64), np.asarray(G_i, np.float64)
+        v_e, G_e, te, code = np.asarray(v_e, np.float64), np.asarray(G_e, np.float64), float(te), int(code)
+        where = f" (problem {i} of the batch)" if batched else ""
         if code == max_steps_code:
-            raise SolverStepLimitError(config.max_steps, te, t1,
-                                       f" (problem {i} of the batch)" if batched else "")
+            raise SolverStepLimitError(config.max_steps, te, t1, where)
         if code not in (ok, event):
-            raise SolverFailedError(f"diffrax failed with result code {code} at t={te:.6g} "
-                                    f"(problem {i}); try solver='kvaerno5' or looser tolerances")
+            raise SolverFailedError(f"diffrax failed with result code {code} at t={te:.6g}{where}; "
+                                    "try solver='kvaerno5' or looser tolerances")
         steady = code == event
         if want_inf and not steady:
-            raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g} (problem {i}); "
-                                    "raise FlowConfig.t_inf_max or steady_rtol")
+            raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g}{where}; "
+                                    "raise t_inf_max or steady_rtol")
+        held = ts_f > te if steady else np.zeros(ts_f.size, bool)
         v_out = np.empty((ts.size, v_i.shape[-1]))
         G_out = np.empty((ts.size,) + G_i.shape[-2:])
-        saved_v, saved_G = v_i[:ts_f.size], G_i[:ts_f.size]
-        held = ts_f > te if steady else np.zeros(ts_f.size, bool)
-        saved_v = np.where(held[:, None], v_e, saved_v)
-        saved_G = np.where(held[:, None, None], G_e, saved_G)
-        v_out[finite], G_out[finite] = saved_v, saved_G
+        v_out[finite] = np.where(held[:, None], v_e, v_i[:ts_f.size])
+        G_out[finite] = np.where(held[:, None, None], G_e, G_i[:ts_f.size])
         v_out[~finite], G_out[~finite] = v_e, G_e
         if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(G_out))):
-            raise SolverFailedError(f"non-finite state in the solution (problem {i})")
-        status = f"success: steady state held from t={te:.6g}" if steady else "success"
+            raise SolverFailedError(f"non-finite state in the solution{where}")
+        if stationary[i]:
+            status = "success: stationary at t=0 (state held)"
+        elif steady:
+            status = f"success: steady state held from t={te:.6g}"
+        else:
+            status = "success"
         st = dict(solver=config.solver, rtol=config.rtol, atol=config.atol,
-                  steady_rtol=config.steady_rtol, num_steps=int(stats[i][0]),
-                  num_accepted_steps=int(stats[i][1]), num_rejected_steps=int(stats[i][2]),
+                  steady_rtol=config.steady_rtol, num_steps=int(stats[0]),
+                  num_accepted_steps=int(stats[1]), num_rejected_steps=int(stats[2]),
                   t_steady=te if steady else None, wall_time_s=wall / len(items), batched=batched)
         results.append((v_out, G_out, status, st))
     return results
