@@ -6,12 +6,11 @@ squared change per penultimate coordinate, eval mode, THEORY.md §7) for ID
 norm of the LP head it started from (the selected head, stars, and the heads
 of the L2 sweep, ``lpft-head`` runs, circles) and for FT (horizontal lines:
 solid ID, dashed OOD; the band is the range over seeds). The last panel is
-the linear model of THEORY.md §1 under discrete gradient descent (a few
-thousand numpy steps, no network trained): FT and LP-FT feature change on
-ID inputs (x in S) and OOD inputs (x in S_perp), where invariant I1 says the
-OOD change is exactly zero.
+the linear model (THEORY.md §6), read from the core package's cached
+``feature_distortion`` experiment: FT and LP-FT feature change on ID and
+OOD inputs at the end of training, per epsilon (no simulation here).
 
-Reads cached results only; never trains a network. ``main(results_dir, out_dir)``
+Reads cached results only; never trains or simulates. ``main(results_dir, out_dir)``
 writes ``empirical_distortion.png`` and ``.pdf``.
 """
 
@@ -56,43 +55,53 @@ def _runs(recs, dataset):
     return out
 
 
-def linear_model_distortion(d=30, k=4, n=12, steps=4000, lr=2e-3, seed=0):
-    """Discrete-GD FT and LP-FT in the two-layer linear model (THEORY.md §1).
+def linear_model_panel(ax, linear_results_dir=None) -> bool:
+    """Feature change of the linear model at the end of training (cached ``feature_distortion``
+    experiment of the core package; median over seeds), FT vs LP-FT, ID vs OOD inputs."""
+    try:
+        from experiments._common import load_records
+        df = load_records("feature_distortion", out=linear_results_dir)
+    except (FileNotFoundError, ImportError) as exc:
+        ax.text(0.5, 0.5, f"linear-model results not cached:\n{exc}"[:300], ha="center", va="center",
+                fontsize=6, wrap=True, transform=ax.transAxes)
+        ax.set_axis_off()
+        return False
+    df = df[df.inputs.isin(["id", "ood"]) & (df.t > 0)]
+    t_end = df.t.max()  # inf when the cache holds the limit
+    end = df[df.t == t_end]
+    eps_vals = sorted(end.eps_nominal.unique())
+    xs = np.arange(len(eps_vals))
+    colors = {"ft": "C3", "lpft": "C0"}
+    for i, (meth, inp) in enumerate([("ft", "id"), ("ft", "ood"), ("lpft", "id"), ("lpft", "ood")]):
+        vals = [end[(end.eps_nominal == e) & (end.method == meth) & (end.inputs == inp)].feature_change.median()
+                for e in eps_vals]
+        ax.bar(xs + 0.2 * i, vals, width=0.19, color=colors[meth], alpha=1.0 if inp == "id" else 0.45,
+               label=f"{'FT' if meth == 'ft' else 'LP-FT'} {'ID' if inp == 'id' else 'OOD'}")
+    ax.set_xticks(xs + 0.3, [f"eps {e:g}" for e in eps_vals], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("mean ||(B - B0) x||, unit x (t = %s)" % ("inf" if not np.isfinite(t_end) else f"{t_end:g}"))
+    ax.set_title("linear model (THEORY.md §6)")
+    ax.legend(fontsize=7)
+    return True
 
-    Returns {method: (ID change, OOD change)}: mean squared feature change
-    ||B(t)x - B0 x||^2 / k over unit x in S (ID) and in S_perp (OOD).
-    """
-    rng = np.random.default_rng(seed)
-    Bstar = np.linalg.qr(rng.standard_normal((d, k)))[0].T
-    vstar = rng.standard_normal(k)
-    pert = 0.2 * rng.standard_normal((k, d))
-    B0 = np.linalg.qr((Bstar + pert).T)[0].T  # good but imperfect features, orthonormal rows
-    X = rng.standard_normal((n, d // 3))  @ np.linalg.qr(rng.standard_normal((d, d // 3)))[0].T  # rank d/3: S
-    y = X @ (Bstar.T @ vstar)
-    Q, _ = np.linalg.qr(X.T)
-    S = Q[:, :np.linalg.matrix_rank(X)]
-    P_perp = np.eye(d) - S @ S.T
-    Sp = np.linalg.qr(P_perp @ rng.standard_normal((d, 20)))[0]
-    H = B0 @ X.T @ X @ B0.T
-    v_lp = np.linalg.lstsq(H, B0 @ X.T @ y, rcond=None)[0]
-    out = {}
-    for name, v0 in (("FT", 0.01 * rng.standard_normal(k)), ("LP-FT", v_lp)):
-        B, v = B0.copy(), v0.copy()
-        for _ in range(steps):
-            r = X @ B.T @ v - y
-            gv, gB = 2 * B @ X.T @ r, 2 * np.outer(v, r @ X)
-            v, B = v - lr * gv, B - lr * gB
-        D = B - B0
-        out[name] = (float(np.mean((D @ S) ** 2)), float(np.mean((D @ Sp) ** 2)))
-    return out
+
+DEFAULT_RESULTS = Path(__file__).resolve().parents[1] / "results" / "empirical_gpu"
 
 
-def main(results_dir="results/empirical_gpu", out_dir="figures/out") -> list[Path]:
+def main(results_dir=None, out_dir=None, linear_results_dir=None) -> list[Path]:
+    """Draw the figure from cached empirical results (default ``results/empirical_gpu``) and the
+    cached linear-model ``feature_distortion`` experiment; raise FileNotFoundError when no
+    empirical results are cached (``python -m figures`` then skips it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results_dir = Path(results_dir) if results_dir else DEFAULT_RESULTS
     recs = _load(results_dir)
+    if not recs:
+        raise FileNotFoundError(f"no empirical results under {results_dir}; run "
+                                "`python -m experiments.empirical_gpu --out DIR` (GPU) or "
+                                "`python -m experiments.empirical --out DIR` first")
     datasets = sorted({r["dataset"] for r in recs})
     ncol = len(datasets) + 1
     fig, axes = plt.subplots(1, ncol, figsize=(4.2 * ncol, 3.6), squeeze=False)
@@ -121,21 +130,13 @@ def main(results_dir="results/empirical_gpu", out_dir="figures/out") -> list[Pat
         ax.set_ylabel("feature distortion x100 (mean sq. change)")
         ax.set_title(ds)
         ax.legend(fontsize=6, loc="best")
-    ax = axes[-1]
-    lin = linear_model_distortion()
-    xs = np.arange(2)
-    for i, (name, (di, do)) in enumerate(lin.items()):
-        ax.bar(xs + 0.38 * i, [max(di, 1e-16), max(do, 1e-16)], width=0.36, label=name,
-               color=["C3", "C0"][i])
-    ax.set_xticks(xs + 0.19, ["ID (x in S)", "OOD (x in S_perp)"])
-    ax.set_yscale("log")
-    ax.set_ylim(1e-17, None)
-    ax.set_title("linear model (THEORY.md §1, I1)")
-    ax.set_ylabel("mean sq. feature change")
-    ax.legend(fontsize=7)
-    if not datasets:
-        fig.suptitle(f"no empirical results under {results_dir} yet", fontsize=9)
+    linear_model_panel(axes[-1], linear_results_dir)
     fig.tight_layout()
+    if out_dir is None:
+        try:
+            from figures._style import DEFAULT_OUT as out_dir
+        except ImportError:
+            out_dir = Path("results") / "figures"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -148,4 +149,4 @@ def main(results_dir="results/empirical_gpu", out_dir="figures/out") -> list[Pat
 
 
 if __name__ == "__main__":
-    print(main(*(sys.argv[1:3])))
+    print(main(*(sys.argv[1:4])))

@@ -32,6 +32,9 @@ STATUSES = ("pass", "fail", "vacuous", "not applicable", "no results yet", "erro
 FAILING = ("fail", "error")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "results" / "paper_checks"
+#: Where the empirical (PyTorch) results are read from: what experiments.empirical_gpu
+#: writes (``--out results/empirical_gpu``). Nothing is trained by paper_checks.
+DEFAULT_EMPIRICAL = REPO / "results" / "empirical_gpu"
 
 
 def _row(name, res, figure, seconds):
@@ -45,7 +48,8 @@ def _row(name, res, figure, seconds):
 
 
 def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache: Path | None = None,
-               only=None, force: bool = False, figures: bool = True, log=print) -> list[dict]:
+               only=None, force: bool = False, figures: bool = True, log=print,
+               empirical: Path = DEFAULT_EMPIRICAL) -> list[dict]:
     """Run the checks; returns the report rows (also written to ``out``)."""
     import pandas as pd
 
@@ -77,16 +81,16 @@ def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache
         log(f"[{time.perf_counter() - t0:6.1f}s] {name}: "
             + ", ".join(r["status"] for r in rows if r["experiment"] == name))
     if not only or "empirical" in only:
-        rows.extend(_empirical_rows(log, fig_dir, cache, figures, out))
+        rows.extend(_empirical_rows(log, fig_dir, Path(empirical), figures, out))
     _write_report(rows, out, quick, seed, cache)
     return rows
 
 
-def _empirical_rows(log, fig_dir, cache, figures, out) -> list[dict]:
+def _empirical_rows(log, fig_dir, results_dir: Path, figures, out) -> list[dict]:
     t0 = time.perf_counter()
     try:
         from paper_checks.empirical import empirical_checks
-        results = empirical_checks(cache)
+        results = empirical_checks(results_dir)
     except Exception as exc:  # noqa: BLE001
         return [dict(claim="empirical claims", source="THEORY.md §7", status="error", margin=None,
                      n_cases=0, figure=None, experiment="empirical", seconds=0.0,
@@ -95,7 +99,7 @@ def _empirical_rows(log, fig_dir, cache, figures, out) -> list[dict]:
     if figures and any(r.get("status") not in ("no results yet",) for r in results):
         try:
             from figures.empirical_distortion import main as draw
-            paths = draw(None, fig_dir)
+            paths = draw(results_dir, fig_dir)
             figure = str(Path(paths[0]).relative_to(out)) if paths else None
         except FileNotFoundError:
             figure = None
@@ -156,11 +160,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help=f"results cache (default {DEFAULT_RESULTS})")
     ap.add_argument("--only", nargs="*", default=None, help="only these experiments ('empirical' too)")
     ap.add_argument("--force", action="store_true", help="recompute cached results")
+    ap.add_argument("--empirical", type=Path, default=DEFAULT_EMPIRICAL,
+                    help=f"cached empirical results to check (default {DEFAULT_EMPIRICAL})")
     ap.add_argument("--no-figures", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     rows = run_checks(args.quick, args.seed, args.out, args.cache, args.only, args.force,
-                      not args.no_figures, log=lambda s: print(s, file=sys.stderr, flush=True))
+                      not args.no_figures, log=lambda s: print(s, file=sys.stderr, flush=True),
+                      empirical=args.empirical)
     print(format_table(rows))
     bad = [r for r in rows if r["status"] in FAILING]
     print(f"\n{len(rows)} checks in {time.perf_counter() - t0:.0f}s: "

@@ -101,3 +101,12 @@ def test_efficientnet_lite0_offline_imagenet_weights():
     with torch.no_grad():
         f = net.features(torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8))
     assert f.shape == (2, 1280) and torch.isfinite(f).all()
+
+
+def test_clear_import_error_without_torch_and_core_without_torch():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import twolayer.empirical\nexcept ImportError as e:\n    print('MSG', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "pip install -e .[empirical]" in out.stdout, out.stdout + out.stderr

@@ -6,9 +6,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from tests.empirical_fixtures import bundle_or_skip  # noqa: E402
 from twolayer.empirical import data as D  # noqa: E402
 from twolayer.empirical.errors import DataNotFoundError, UnknownDatasetError  # noqa: E402
+
+
+def bundle_or_skip(name: str):
+    """Path of a shared data bundle, or skip the test cleanly when it is absent."""
+    from twolayer.empirical.data import resolve_data_dir
+    path = resolve_data_dir() / name
+    if not path.is_file():
+        pytest.skip(f"data bundle {name} not found at {path} (set TWOLAYER_DATA)")
+    return path
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
@@ -61,8 +69,10 @@ def test_pacs_bundle_domains_and_subset():
     assert d.classes[:2] == ["dog", "elephant"] and d.num_classes == 7
     assert d.image_size == 32 and len(d.id_train) + len(d.id_val) + len(d.id_test) == 28
     assert all(len(s) == 28 for s in d.ood.values())
-    e = D.load_pacs(id_domain="sketch", ood_domains=["photo"], max_per_class=2)
+    e = D.load_pacs(id_domain="sketch", ood_domains=["photo"], max_per_class=4)
     assert list(e.ood) == ["photo"] and e.image_size == 96
+    with pytest.raises(ValueError, match="split is empty"):
+        D.load_pacs(max_per_class=2)
     with pytest.raises(KeyError):
         D.load_pacs(id_domain="photo", ood_domains=["photo"])
 

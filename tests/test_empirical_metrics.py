@@ -43,7 +43,7 @@ def test_distortion_grows_with_a_change(net_and_data):
     d = feature_distortion(net, moved, data)
     assert d["msq"] > 0 and d["euclid"] > 0 and d["rel_msq"] > 0
     w = weight_distance(net, moved)
-    expected = 0.5 * float(net.body.net.layer3[0].conv2.weight.norm())
+    expected = 0.5 * float(net.body.net.layer3[0].conv2.weight.detach().norm())
     assert w["weight_dist"] == pytest.approx(expected, rel=1e-6)
 
 
@@ -94,7 +94,7 @@ def test_logistic_regression_sweep_selects_on_validation():
     means = 3 * torch.randn(3, 8, generator=g)
     y = torch.arange(300) % 3
     X = means[y] + torch.randn(300, 8, generator=g)
-    res = fit_logreg(X[:200], y[:200], X[200:], y[200:], 3, LPConfig(n_l2=6, l2_min=1e-5, l2_max=1.0))
+    res = fit_logreg(X[:200], y[:200], X[200:], y[200:], 3, LPConfig(n_l2=6, l2_min=1e-5, l2_max=1.0, max_iter=50))
     assert res.val_acc > 0.9 and len(res.sweep) == 6 and len(res.heads) == 6
     assert res.val_acc == max(s["val_acc"] for s in res.sweep)
     norms = [s["head_norm"] for s in res.sweep]  # strong -> weak regularisation

@@ -1,0 +1,76 @@
+"""The 2-D toy (paper Figure 2): LP / FT / LP-FT paths of w(t) = B(t)^T v(t) in the plane."""
+from __future__ import annotations
+
+import numpy as np
+
+from experiments._common import load_records
+from figures._style import METHOD_COLORS, METHOD_LABELS, save, setup
+
+
+def _select_cases(df) -> list:
+    """At most 6 panels: the beta closest to 45 deg and beta = 0 (if present), each with the
+    smallest positive angle, the most negative angle and the largest angle."""
+    betas = sorted(set(df.beta))
+    nonzero = [b for b in betas if b > 0]
+    chosen = ([min(nonzero, key=lambda b: abs(b - np.pi / 4))] if nonzero else []) + \
+        ([b for b in betas if b == 0][:1])
+    cases = []
+    for b in chosen:
+        angles = sorted(set(df[df.beta == b].angle))
+        pos = [a for a in angles if a > 0]
+        pick = ([min(pos)] if pos else []) + [min(angles), max(angles)]
+        for a in pick:
+            if (b, a) not in cases:
+                cases.append((b, a))
+    return cases
+
+
+def main(results_dir=None, out_dir=None) -> list:
+    df = load_records("toy2d", out=results_dir)
+    plt = setup()
+    cases = _select_cases(df)
+    ncol = min(3, len(cases))
+    nrow = int(np.ceil(len(cases) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.2 * nrow), squeeze=False)
+    for ax, (beta, angle) in zip(axes.flat, cases):
+        sub = df[(df.beta == beta) & (df.angle == angle)]
+        r0 = sub.iloc[0]
+        ax.axhspan(-0.02, 0.02, color="#fdd49e", alpha=0.6, lw=0)
+        ax.annotate("ID axis (S = span e1)", (1.05, 0.04), fontsize=7, color="#b35806")
+        for meth, ls, mk, ms in (("lp", "-", "o", 7), ("ft", "-", "o", 5), ("lpft", "--", "x", 7)):
+            g = sub[sub.method == meth].sort_values("t")
+            ax.plot(g.w1, g.w2, ls, color=METHOD_COLORS[meth], lw=2.2 if meth != "lpft" else 1.2,
+                    label=f"w_{METHOD_LABELS[meth]}(t), end marked", zorder=3)
+            end = g[g.t == np.inf].iloc[0]
+            ax.plot(end.w1, end.w2, mk, color=METHOD_COLORS[meth], ms=ms, zorder=4, mew=2)
+        ax.plot(r0.wstar1, r0.wstar2, "k*", ms=12, label="w*")
+        ax.annotate("", xy=(r0.B0_1, r0.B0_2), xytext=(0, 0),
+                    arrowprops=dict(arrowstyle="->", color="0.35", lw=0.8), zorder=5)
+        ax.text(r0.B0_1, r0.B0_2, " B0", color="0.3", fontsize=8)
+        ft_end = sub[(sub.method == "ft") & (sub.t == np.inf)].iloc[0]
+        ax.annotate("", xy=(ft_end.B1, ft_end.B2), xytext=(0, 0),
+                    arrowprops=dict(arrowstyle="->", color=METHOD_COLORS["ft"], lw=1.2, ls="--"))
+        ax.text(ft_end.B1, ft_end.B2, " B_FT(inf)", color=METHOD_COLORS["ft"], fontsize=8)
+        ax.plot([r0.B0_1, ft_end.B1], [r0.B0_2, ft_end.B2], ":", color=METHOD_COLORS["ft"], lw=1)
+        lp_end = sub[(sub.method == "lp") & (sub.t == np.inf)].iloc[0]
+        ax.set_title(f"beta={np.degrees(beta):.0f} deg, a={np.degrees(angle):.1f} deg: OOD err (e2) "
+                     f"FT {ft_end.ood_err_e2:.3f}, LP {lp_end.ood_err_e2:.3f}", fontsize=8)
+        xs = np.concatenate([sub.w1, sub.B1, [0, r0.wstar1]])
+        ys = np.concatenate([sub.w2, sub.B2, [0, r0.wstar2]])
+        pad = 0.15
+        ax.set_xlim(xs.min() - pad, xs.max() + 2.5 * pad)
+        ax.set_ylim(min(ys.min(), -0.05) - pad, ys.max() + pad)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel("x1 (ID direction)")
+        ax.set_ylabel("x2 (OOD direction)")
+    for ax in list(axes.flat)[len(cases):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("2-D toy: FT moves B only along the ID axis (I1), so its OOD error stays O(1); "
+                 "LP's (= LP-FT's) is O(a)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_dir, "toy2d")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""LP / FT / LP-FT end to end on CPU (digits, a small PACS subset), results schema,
+caching / resume, the paper checks and the figure (THEORY.md §7)."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from twolayer.empirical.errors import ResultsSchemaError  # noqa: E402
+from twolayer.empirical.results import (SCHEMA_VERSION, config_hash, load_records, run_path,  # noqa: E402
+                                        validate_records, write_json_atomic)
+
+torch.set_num_threads(2)
+
+
+def bundle_or_skip(name: str):
+    """Path of a shared data bundle, or skip the test cleanly when it is absent."""
+    from twolayer.empirical.data import resolve_data_dir
+    path = resolve_data_dir() / name
+    if not path.is_file():
+        pytest.skip(f"data bundle {name} not found at {path} (set TWOLAYER_DATA)")
+    return path
+
+ACC = {"lp", "ft", "lpft"}
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """The quick digits comparison, 2 seeds, run once for the module (a few tens of seconds)."""
+    bundle_or_skip("digits_mnist_usps.npz")
+    from experiments.empirical import default_config, run
+    out = tmp_path_factory.mktemp("emp")
+    cfg = default_config("digits", quick=True, seeds=(0, 1), results_dir=str(out), device="cpu")
+    logs = []
+    recs = run(cfg, log=logs.append)
+    return cfg, out, recs, logs
+
+
+def _final(recs, method, split, seed=None):
+    return [r["value"] for r in recs if r["method"] == method and r["selected"] and r["epoch"] is None
+            and r["metric"] == "acc" and r["split"] == split and (seed is None or r["seed"] == seed)]
+
+
+def test_digits_accuracies_far_above_chance(digits_run):
+    _, _, recs, _ = digits_run
+    for m in ACC:
+        ids, oods = _final(recs, m, "id_test"), _final(recs, m, "ood")
+        assert len(ids) == 2 and len(oods) == 2, m
+        assert min(ids) > 0.6, (m, ids)  # chance is 0.1
+        assert min(oods) > 0.25, (m, oods)
+
+
+def test_digits_records_schema_and_contents(digits_run):
+    _, out, recs, _ = digits_run
+    validate_records(recs)
+    assert {r["method"] for r in recs} == ACC and {r["seed"] for r in recs} == {0, 1}
+    # per-epoch curves, ID and OOD, epochs 0..E for the selected runs
+    ep = sorted({r["epoch"] for r in recs if r["method"] == "ft" and r["split"] == "ood" and r["epoch"] is not None})
+    assert ep == [0, 1, 2, 3]
+    # LP-FT starts exactly from the LP head: epoch-0 accuracy equals LP's (same features, same head)
+    lp_val = _final(recs, "lp", "id_val", 0)[0]
+    start = [r["value"] for r in recs if r["method"] == "lpft" and r["epoch"] == 0 and r["split"] == "id_val"
+             and r["metric"] == "acc" and r["seed"] == 0]
+    assert start and start[0] == pytest.approx(lp_val, abs=1e-6)
+    # every LP-FT row carries the LP head's norm and L2 strength
+    lpft = [r for r in recs if r["method"] == "lpft"]
+    assert all(r["lp_head_norm"] > 0 and r["lp_l2"] > 0 for r in lpft)
+    # distortion (ID and OOD), weight distance and head alignment exist and are sane
+    for m in ("ft", "lpft"):
+        d = {(r["split"], r["seed"]): r["value"] for r in recs if r["method"] == m and r["selected"]
+             and r["metric"] == "distortion_msq"}
+        assert set(d) == {("id_val", 0), ("ood", 0), ("id_val", 1), ("ood", 1)}
+        assert all(np.isfinite(v) and v > 0 for v in d.values())
+    phi = {r["method"]: r["value"] for r in recs if r["metric"] == "phi_rel" and r["selected"] and r["seed"] == 0}
+    assert phi["lpft"] == pytest.approx(0.0, abs=1e-6) and phi["ft"] > 0.9
+    # run files: config, seed, versions, git revision, splits
+    obj = json.loads(run_path(out, "digits", "resnet-mini", 0).read_text())
+    assert obj["seed"] == 0 and obj["config"]["dataset"] == "digits" and "torch" in obj["versions"]
+    assert "git_revision" in obj and (out / "digits" / obj["splits_file"]).is_file()
+    assert len(obj["lp_sweep"]) == 8
+
+
+def test_resume_reuses_finished_runs(digits_run):
+    cfg, out, recs, _ = digits_run
+    from experiments.empirical import run
+    p = run_path(out, "digits", "resnet-mini", 0)
+    mtime = p.stat().st_mtime_ns
+    logs = []
+    again = run(cfg, log=logs.append)
+    assert sum("cached" in m for m in logs) == 2 and p.stat().st_mtime_ns == mtime
+    assert again == recs
+    assert load_records(out) == recs
+
+
+def test_tables_and_checks_and_figure(digits_run, tmp_path):
+    _, out, recs, _ = digits_run
+    from twolayer.empirical.table import format_distortion, format_table
+    t = format_table(recs, "digits")
+    assert "| LP |" in t and "| LP-FT |" in t and "CIFAR-10 -> STL" in t
+    assert "LP |W|" in format_distortion(recs, "digits")
+    from paper_checks.empirical import empirical_checks
+    checks = empirical_checks(out)  # quick runs are not evidence
+    assert checks and all(c["status"] == "no results yet" and c["margin"] is None for c in checks)
+    from figures.empirical_distortion import main as fig
+    paths = fig(out, tmp_path, linear_results_dir=tmp_path / "no_linear_cache")
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
+    with pytest.raises(FileNotFoundError, match="no empirical results"):
+        fig(tmp_path / "empty", tmp_path)
+
+
+def test_checks_without_results(tmp_path):
+    from paper_checks.empirical import empirical_checks
+    checks = empirical_checks(tmp_path / "nothing")
+    keys = {"claim", "source", "status", "margin", "n_cases", "figure", "details"}
+    assert len(checks) == 5 and all(set(c) == keys for c in checks)
+    assert all(c["status"] == "no results yet" and c["n_cases"] == 0 for c in checks)
+
+
+def _synthetic_run(out, dataset, seed, accs, dist):
+    """A schema-valid run file with given (ID, OOD) accuracies and (ID, OOD) distortions."""
+    recs = []
+    for m, (a_id, a_ood) in accs.items():
+        base = {"schema": SCHEMA_VERSION, "dataset": dataset, "arch": "a", "method": m, "seed": seed,
+                "lr": None if m == "lp" else 0.1, "selected": True, "epoch": None,
+                "lp_l2": None if m == "ft" else 1e-3, "lp_head_norm": None if m == "ft" else 2.0}
+        recs.append(dict(base, split="id_test", domain="id", metric="acc", value=a_id))
+        recs.append(dict(base, split="ood", domain="x", metric="acc", value=a_ood))
+        if m in dist:
+            recs.append(dict(base, split="id_val", domain="id", metric="distortion_msq", value=dist[m][0]))
+            recs.append(dict(base, split="ood", domain="x", metric="distortion_msq", value=dist[m][1]))
+    validate_records(recs)
+    write_json_atomic(run_path(out, dataset, "a", seed),
+                      {"config": {"quick": False}, "records": recs, "config_hash": "x"})
+
+
+def test_checks_pass_and_fail_on_synthetic_results(tmp_path):
+    from paper_checks.empirical import empirical_checks
+    for seed in (0, 1, 2):
+        _synthetic_run(tmp_path, "pacs", seed, {"lp": (0.90, 0.60), "ft": (0.95, 0.50), "lpft": (0.96, 0.62)},
+                       {"ft": (0.02, 0.01), "lpft": (0.001, 0.0008)})
+        _synthetic_run(tmp_path, "digits", seed, {"lp": (0.90, 0.60), "ft": (0.85, 0.65), "lpft": (0.80, 0.50)},
+                       {"ft": (0.01, 0.02), "lpft": (0.01, 0.01)})
+    checks = {c["claim"]: c for c in empirical_checks(tmp_path)}
+    pacs = {k.split(" [")[0]: v for k, v in checks.items() if "[pacs]" in k}
+    assert all(c["status"] == "pass" for c in pacs.values()), pacs
+    assert pacs["FT beats LP on ID accuracy"]["margin"] == pytest.approx(5.0)
+    assert pacs["LP beats FT on OOD accuracy under a large shift"]["margin"] == pytest.approx(10.0)
+    assert all(c["n_cases"] == 3 for c in pacs.values())
+    digits = [c for k, c in checks.items() if "[digits]" in k]
+    assert len(digits) == 5 and all(c["status"] == "fail" and c["margin"] < 0 for c in digits)
+
+
+def test_schema_rejects_bad_records():
+    good = {"schema": SCHEMA_VERSION, "dataset": "d", "arch": "a", "method": "ft", "seed": 0, "lr": 0.1,
+            "selected": True, "epoch": None, "split": "ood", "domain": "x", "metric": "acc", "value": 0.5,
+            "lp_l2": None, "lp_head_norm": None}
+    validate_records([good])
+    for bad in ({"method": "sgd"}, {"split": "train"}, {"seed": "0"}, {"selected": 1}, {"schema": 99}):
+        with pytest.raises(ResultsSchemaError):
+            validate_records([dict(good, **bad)])
+    with pytest.raises(ResultsSchemaError, match="lp_head_norm"):
+        validate_records([dict(good, method="lpft")])
+    missing = dict(good)
+    del missing["value"]
+    with pytest.raises(ResultsSchemaError, match="value"):
+        validate_records([missing])
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+
+
+def test_small_pacs_pipeline():
+    """The whole comparison on a tiny PACS subset (7 classes, 3 OOD domains), a tiny random-init
+    backbone: checks the plumbing and the record layout for several OOD domains."""
+    bundle_or_skip("pacs96_jpeg.npz")
+    from twolayer.empirical.backbones import build_network
+    from twolayer.empirical.data import load_pacs
+    from twolayer.empirical.methods import FTConfig, LPConfig
+    from twolayer.empirical.pipeline import compare_methods
+    data = load_pacs(max_per_class=6, size=32)
+    torch.manual_seed(0)
+    net = build_network("resnet-mini", data.num_classes)
+    ft = FTConfig(epochs=1, batch_size=16, ft_lrs=(0.01,), lpft_lrs=(0.001,), lpft_head_sweep=1)
+    recs, info = compare_methods(net, data, 0, ft, LPConfig(n_l2=4), log=lambda m: None)
+    validate_records(recs)
+    doms = {r["domain"] for r in recs if r["split"] == "ood" and r["metric"] == "acc"}
+    assert doms == {"art_painting", "cartoon", "sketch"}
+    assert {r["method"] for r in recs} == {"lp", "ft", "lpft", "lpft-head"}
+    assert all(0 <= r["value"] <= 1 for r in recs if r["metric"] == "acc")
+    assert info["images"] == 3 * (len(data.id_train) // 16) * 16
+
+
+def test_pretraining_is_seeded_and_reused(tmp_path):
+    bundle_or_skip("digits_mnist_usps.npz")
+    from twolayer.empirical.pretrain import PretrainConfig, pretrain_backbone
+    cfg = PretrainConfig(source="mnist", arch="resnet-mini", epochs=1, batch_size=64, lr=0.05, size=16,
+                         max_images=256)
+    state = torch.random.get_rng_state()
+    sds = []
+    for name in ("a.pt", "b.pt"):
+        path, info = pretrain_backbone(cfg, tmp_path / name, log=lambda m: None)
+        assert 0.0 <= info["holdout_acc"] <= 1.0
+        sds.append(torch.load(path, weights_only=True)["state_dict"])
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    assert sds[0].keys() == sds[1].keys() and all(torch.equal(sds[0][k], sds[1][k]) for k in sds[0])
+    _, again = pretrain_backbone(cfg, tmp_path / "a.pt", log=lambda m: None)
+    assert again["reused"]
