@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 import time
 import traceback
@@ -116,11 +117,19 @@ def _fmt_margin(m):
     return "" if m is None else f"{m:+.3g}"
 
 
+def _short(claim: str, width: int = 100) -> str:
+    """The claim for the table: a trailing "[qualifier]" moved to the front, then truncated."""
+    m = re.match(r"(.*\S)\s*(\[[^\]]+\])$", claim)
+    if m:
+        claim = f"{m.group(2)} {m.group(1)}"
+    return claim[:width] + ("..." if len(claim) > width else "")
+
+
 def format_table(rows) -> str:
     """The pass/fail table as aligned plain text."""
     head = ("#", "status", "margin", "cases", "experiment", "claim")
     lines = [(str(i + 1), r["status"], _fmt_margin(r["margin"]), str(r["n_cases"]), r["experiment"],
-              r["claim"][:90] + ("..." if len(r["claim"]) > 90 else "")) for i, r in enumerate(rows)]
+              _short(r["claim"])) for i, r in enumerate(rows)]
     widths = [max(len(h), *(len(l[j]) for l in lines)) if lines else len(h) for j, h in enumerate(head)]
     fmt = "  ".join(f"{{:{'>' if j in (0, 2, 3) else '<'}{w}}}" for j, w in enumerate(widths))
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
