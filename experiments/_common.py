@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["DEFAULT_RESULTS", "config_hash", "atomic_write_text", "run_sweep", "load_records",
+__all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
            "cli", "package_versions", "git_revision", "sweep_dir"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +46,13 @@ def _jsonable(obj):
     if isinstance(obj, float) and obj != obj:
         return None
     return obj
+
+
+def log_time_grid(t_min: float, t_max: float, n_times: int, inf: bool = True):
+    """Times 0, ``n_times`` log-spaced points in [t_min, t_max], and optionally inf (the limit)."""
+    import numpy as np
+    parts = [[0.0], np.logspace(np.log10(t_min), np.log10(t_max), n_times)] + ([[np.inf]] if inf else [])
+    return np.concatenate(parts)
 
 
 def config_hash(obj) -> str:

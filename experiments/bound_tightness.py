@@ -25,7 +25,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._common import cli, run_sweep
+from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "bound_tightness"
 CLAIM = ("Theorem 3.3 lower bound holds on every non-vacuous instance, random or adversarially "
@@ -69,8 +69,7 @@ class Config:
 
 
 def time_grid(config: Config) -> np.ndarray:
-    return np.concatenate([[0.0], np.logspace(np.log10(config.t_min), np.log10(config.t_max),
-                                              config.n_times), [np.inf]])
+    return log_time_grid(config.t_min, config.t_max, config.n_times)
 
 
 def units(config: Config) -> list[dict]:

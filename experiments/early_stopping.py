@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._common import cli, run_sweep
+from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "early_stopping"
 CLAIM = ("Early stopping does not rescue FT: with good features and a large shift, "
@@ -57,8 +57,7 @@ class Config:
 
 
 def time_grid(config: Config) -> np.ndarray:
-    return np.concatenate([[0.0], np.logspace(np.log10(config.t_min), np.log10(config.t_max),
-                                              config.n_times), [np.inf]])
+    return log_time_grid(config.t_min, config.t_max, config.n_times)
 
 
 def units(config: Config) -> list[dict]:

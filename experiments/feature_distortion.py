@@ -25,7 +25,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._common import cli, run_sweep
+from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "feature_distortion"
 CLAIM = ("FT changes the features of ID inputs more than those of OOD inputs (inputs in S_perp "
@@ -68,8 +68,7 @@ class Config:
 
 
 def times(config: Config) -> np.ndarray:
-    return np.concatenate([[0.0], np.logspace(np.log10(config.t_min), np.log10(config.t_max),
-                                              config.n_times), [np.inf]])
+    return log_time_grid(config.t_min, config.t_max, config.n_times)
 
 
 def units(config: Config) -> list[dict]:

@@ -24,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._common import cli, run_sweep
+from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "few_shot"
 CLAIM = ("With n < d i.i.d. training points (test = training distribution, Sigma = I), FT's test "
@@ -62,8 +62,7 @@ class Config:
 
 
 def times(config: Config) -> np.ndarray:
-    return np.concatenate([[0.0], np.logspace(np.log10(config.t_min), np.log10(config.t_max),
-                                              config.n_times), [np.inf]])
+    return log_time_grid(config.t_min, config.t_max, config.n_times)
 
 
 def units(config: Config) -> list[dict]:

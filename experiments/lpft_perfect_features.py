@@ -27,7 +27,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._common import cli, run_sweep
+from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "lpft_perfect_features"
 CLAIM = ("With perfect features (eps = 0) LP-FT's OOD loss is exactly 0 for all t while FT's "
@@ -63,8 +63,7 @@ class Config:
 
 
 def time_grid(config: Config) -> np.ndarray:
-    return np.concatenate([[0.0], np.logspace(np.log10(config.t_min), np.log10(config.t_max),
-                                              config.n_times), [np.inf]])
+    return log_time_grid(config.t_min, config.t_max, config.n_times)
 
 
 def units(config: Config) -> list[dict]:

@@ -27,7 +27,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._common import cli, run_sweep
+from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "ood_vs_time"
 CLAIM = ("FT's OOD loss stays above the Theorem 3.3 lower bound at every time t "
@@ -66,8 +66,7 @@ class Config:
 
 def time_grid(config: Config) -> np.ndarray:
     """0, a log grid, and inf (the steady state); padded length is a power of two."""
-    return np.concatenate([[0.0], np.logspace(np.log10(config.t_min), np.log10(config.t_max),
-                                              config.n_times), [np.inf]])
+    return log_time_grid(config.t_min, config.t_max, config.n_times)
 
 
 def units(config: Config) -> list[dict]:
