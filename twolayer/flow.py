@@ -36,7 +36,7 @@ import numpy as np
 from .errors import SolverFailedError, SolverStepLimitError, TwoLayerInputError
 from .lp import LinearProbe
 from .problem import Problem
-from .tail import linear_tail
+from .tail import _field, linear_tail
 from .trajectory import Trajectory
 
 __all__ = ["FlowConfig", "simulate", "simulate_batch", "METHODS", "SOLVERS"]
@@ -190,10 +190,9 @@ def _pad_ts(ts_f: np.ndarray) -> np.ndarray:
 
 def _steady_np(s2, c, v, G, steady_rtol: float) -> bool:
     """The steady-state rule of the module docstring, in NumPy (checked at t = 0)."""
-    Gtv = G.T @ v
-    r = s2 * Gtv - c
-    fnorm = np.sqrt(np.sum((2.0 * (G @ r)) ** 2) + np.sum((2.0 * np.outer(v, r)) ** 2))
-    scale = 2.0 * np.linalg.norm(G) * (np.linalg.norm(s2 * Gtv) + np.linalg.norm(c)) \
+    fv, fG, r = _field(s2, c, v, G)
+    fnorm = np.sqrt(np.sum(fv ** 2) + np.sum(fG ** 2))
+    scale = 2.0 * np.linalg.norm(G) * (np.linalg.norm(s2 * (G.T @ v)) + np.linalg.norm(c)) \
         + 2.0 * np.linalg.norm(v) * np.linalg.norm(r)
     return bool(fnorm <= steady_rtol * scale)
 
@@ -230,11 +229,11 @@ def _solve_reduced(items, ts: np.ndarray, config: FlowConfig, batched: bool):
     # rule), retry those problems with a 10x, then 100x looser rule; recorded in the status.
     used = {i: config.steady_rtol for i in todo}
     pending = list(todo)
+    fn = _build_solve(config.solver, float(config.rtol), float(config.atol), int(config.max_steps),
+                      batched)
     for attempt, srt in enumerate(config.steady_rtol * np.array([1.0, 10.0, 100.0])):
         if not pending:
             break
-        fn = _build_solve(config.solver, float(config.rtol), float(config.atol), int(config.max_steps),
-                          batched)
         with jax.enable_x64(True):
             if batched:
                 args = [jnp.asarray(np.stack([items[i][j] for i in pending]), dtype=jnp.float64)
