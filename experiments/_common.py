@@ -10,6 +10,14 @@ finished unit atomically (temp file + ``os.replace``) under
 so a repeated run reuses the cache and an interrupted sweep resumes without losing
 or duplicating finished units. When all units are done it writes ``records.csv``
 and ``meta.json`` (config, seed, package versions, git revision, timings).
+
+Units run in this process by default; on Dask distributed inside a
+``with DaskExecutor(...):`` block (see :mod:`experiments._executor`), which the
+command-line option ``--executor dask`` sets up. Either way the process that called
+:func:`run_sweep` writes each finished unit once, atomically, as it arrives.
+
+Every ``python -m experiments.NAME`` shares one command line, built by
+:func:`add_common_args` and :func:`executor_from_args` (also used by ``paper_checks``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
-           "cli", "package_versions", "git_revision", "sweep_dir"]
+           "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
+           "sweep_dir"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -61,12 +70,30 @@ def config_hash(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting and restoring it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, then os.replace)."""
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, then os.replace).
+
+    The file gets the permissions of a normally created file (0666 minus the umask,
+    e.g. 0644), not mkstemp's private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
@@ -122,12 +149,21 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
 
 def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict], list[dict]],
               out: Path | str | None = None, *, progress: bool | None = None,
-              force: bool = False) -> list[dict]:
+              force: bool = False, executor=None) -> list[dict]:
     """Compute every unit not already cached, then return all records in unit order.
 
     Each record gets the unit's parameters merged in (record keys win) plus
-    ``experiment`` and ``config_hash``.
+    ``experiment`` and ``config_hash``. ``executor`` (an
+    :class:`experiments._executor.Executor`) defaults to the one activated by an
+    enclosing ``with executor:`` block (``--executor`` on the command line), else
+    this process. With Dask, ``compute`` must pickle (a module-level function or a
+    ``functools.partial`` of one). Each finished unit is written once, atomically,
+    by this process as its result arrives; if some units fail, all the others are
+    still written and :class:`experiments._executor.SweepError` is raised (a
+    rerun computes only the missing units).
     """
+    from experiments._executor import SweepError, current_executor
+    executor = executor or current_executor()
     units = list(units)
     keys = [config_hash(u) for u in units]
     if len(set(keys)) != len(keys):
@@ -140,20 +176,34 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     if progress is None:
         progress = sys.stderr.isatty()
     t_start = time.perf_counter()
-    n_cached = 0
-    all_records: list[dict] = []
-    for unit, key in _progress(zip(units, keys), len(units), name, progress):
+    payloads: dict[str, dict] = {}
+    todo = []
+    for unit, key in zip(units, keys):
         path = udir / f"{key}.json"
         if path.exists() and not force:
-            payload = json.loads(path.read_text())
-            n_cached += 1
+            payloads[key] = json.loads(path.read_text())
         else:
-            t0 = time.perf_counter()
-            recs = compute(unit)
-            payload = {"unit": _jsonable(unit), "records": _jsonable(recs),
-                       "seconds": time.perf_counter() - t0}
-            atomic_write_text(path, json.dumps(payload))
-        for rec in payload["records"]:
+            todo.append((key, unit))
+    n_cached = len(payloads)
+    by_key = dict(todo)
+    failed: list[tuple[dict, BaseException]] = []
+    for key, result in _progress(executor.map_unordered(compute, todo), len(todo), name, progress):
+        if isinstance(result, BaseException):
+            failed.append((by_key[key], result))
+            continue
+        recs, seconds = result
+        payload = {"unit": _jsonable(by_key[key]), "records": recs, "seconds": seconds}
+        atomic_write_text(udir / f"{key}.json", json.dumps(payload))
+        payloads[key] = payload
+    if failed:
+        first = failed[0][1]
+        raise SweepError(
+            f"{name}: {len(failed)} of {len(todo)} units failed on {executor!r} (first: unit "
+            f"{failed[0][0]}: {type(first).__name__}: {first}); the {len(payloads)} finished units are "
+            f"cached under {udir}, a rerun computes only the missing ones") from first
+    all_records: list[dict] = []
+    for unit, key in zip(units, keys):
+        for rec in payloads[key]["records"]:
             row = dict(_jsonable(unit))
             row.update(rec)
             row["experiment"] = name
@@ -163,6 +213,7 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
         "experiment": name, "config": _jsonable(config), "config_hash": chash,
         "seed": getattr(config, "seed", None), "n_units": len(units), "n_cached_units": n_cached,
         "n_records": len(all_records), "seconds": time.perf_counter() - t_start,
+        "executor": getattr(executor, "name", type(executor).__name__),
         "versions": package_versions(), "git_revision": git_revision(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -201,17 +252,119 @@ def load_records(name: str, config=None, out: Path | str | None = None):
     return pd.read_csv(path)
 
 
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: a non-negative integer (the base seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, results: str = "out", quick: bool = True,
+                    seed: bool = True, force: bool = True, executor: bool = True,
+                    quick_help: str = "small, fast configuration (the quick checks)"
+                    ) -> argparse.ArgumentParser:
+    """Add the options every command shares, with one meaning everywhere.
+
+    ``--quick``; ``--seed S`` (the base seed: unit i of a sweep derives its seeds
+    from S); the results cache (``results="out"``: ``--out DIR`` with the alias
+    ``--cache DIR``, as in ``experiments.*``, dest ``out``; ``results="cache"``:
+    ``--cache DIR`` only, dest ``cache``, for commands whose ``--out`` is
+    something else, e.g. a report or figure folder; ``results=None``: none);
+    ``--force``; ``--executor local|dask``, ``--workers N``, ``--scheduler ADDRESS``
+    (read them with :func:`executor_from_args`).
+    """
+    if quick:
+        parser.add_argument("--quick", action="store_true", help=quick_help)
+    if seed:
+        parser.add_argument("--seed", type=seed_arg, default=0, metavar="S",
+                            help="base seed, a non-negative integer; every unit's seeds derive "
+                                 "from it (default 0)")
+    cache_help = (f"results cache folder, created if missing (default {DEFAULT_RESULTS}, "
+                  "or $TWOLAYER_RESULTS)")
+    if results == "out":
+        parser.add_argument("--out", "--cache", dest="out", type=Path, default=None, metavar="DIR",
+                            help=cache_help)
+    elif results == "cache":
+        parser.add_argument("--cache", type=Path, default=None, metavar="DIR", help=cache_help)
+    elif results is not None:
+        raise ValueError(f"results must be 'out', 'cache' or None, got {results!r}")
+    if force:
+        parser.add_argument("--force", action="store_true",
+                            help="recompute units that are already cached")
+    if executor:
+        g = parser.add_argument_group("where units run")
+        g.add_argument("--executor", choices=("local", "dask"), default=None,
+                       help="'local': one after another in this process (default); 'dask': on Dask "
+                            "distributed (needs the 'dask' extra); each finished unit is cached as it "
+                            "arrives, an interrupted run resumes")
+        g.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="with --executor dask: start a LocalCluster of N worker processes "
+                            "(default: one per CPU core)")
+        g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="with --executor dask: connect to a running Dask scheduler, e.g. "
+                            "tcp://host:8786, instead of starting a LocalCluster")
+    return parser
+
+
+def executor_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None):
+    """The executor chosen by ``--executor/--workers/--scheduler``, not yet started.
+
+    Use it as ``with executor_from_args(args, parser): ...``: it starts (a Dask
+    cluster, if asked) and becomes the executor of every :func:`run_sweep` inside
+    the block. Inconsistent options are a usage error (``parser.error``, exit 2)
+    when ``parser`` is given, else a TwoLayerInputError.
+    """
+    from experiments._executor import make_executor
+    from twolayer.errors import TwoLayerInputError
+    kind = getattr(args, "executor", None)
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if kind is None:
+        kind = "local"
+        if workers is not None or scheduler is not None:
+            msg = "--workers/--scheduler need --executor dask"
+            if parser is not None:
+                parser.error(msg)
+            raise TwoLayerInputError("executor", msg, "add --executor dask")
+    try:
+        return make_executor(kind, workers=workers, scheduler=scheduler)
+    except TwoLayerInputError as exc:
+        if parser is not None:
+            parser.error(str(exc))
+        raise
+
+
+def _description(doc: str) -> str:
+    """A module docstring for --help: without the internal ``(issue N)`` references."""
+    import re
+    text = re.sub(r"\s*\((?:see )?issues? #?\d+(?:, #?\d+)*\)", "", doc or "")
+    text = re.sub(r",\s*issues? #?\d+(?:, #?\d+)*(?=\))", "", text)
+    return re.sub(r"\s+(?:of|in|from|for) issues? #?\d+(?:, #?\d+)*", "", text)
+
+
 def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") -> list[dict]:
-    """Thin CLI: ``python -m experiments.NAME [--quick] [--seed S] [--out DIR] [--force]``."""
-    ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
-    ap.add_argument("--quick", action="store_true", help="small, fast configuration")
-    ap.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    ap.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_RESULTS})")
-    ap.add_argument("--force", action="store_true", help="recompute cached units")
+    """The shared command line of ``python -m experiments.NAME`` (see :func:`add_common_args`)."""
+    ap = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=_description(description),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap, results="out")
     args = ap.parse_args(argv)
     config = config_cls.quick(args.seed) if args.quick else config_cls.full(args.seed)
     t0 = time.perf_counter()
-    records = run(config, out=args.out, force=args.force, progress=True)
+    with executor_from_args(args, ap) as ex:
+        records = run(config, out=args.out, force=args.force, progress=True)
     root = sweep_dir(name, config, args.out)
-    print(f"{name}: {len(records)} records in {time.perf_counter() - t0:.1f}s -> {root}")
+    print(f"{name}: {len(records)} records in {time.perf_counter() - t0:.1f}s ({ex.name}) -> {root}")
     return records

@@ -1,0 +1,200 @@
+"""Where a sweep's units run: in this process (``local``, the default) or on Dask distributed.
+
+:func:`experiments._common.run_sweep` asks :func:`current_executor` for the executor
+that the command line (or the caller) activated, so no experiment's ``run`` needs an
+extra argument::
+
+    with DaskExecutor(workers=2):          # starts a LocalCluster of 2 processes
+        conditions.run(config)             # its units run on the cluster
+
+    with DaskExecutor(scheduler="tcp://host:8786"):   # an existing cluster
+        ...
+
+Who writes the cache: the **client** (the process that called ``run_sweep``) writes
+each finished unit atomically, once, as its result arrives. Workers only compute; they
+need the project installed but no access to the results folder (a remote cluster
+works without a shared file system). A killed worker loses only the units it was
+computing: Dask reschedules them on another worker (after
+``distributed.scheduler.allowed-failures`` worker deaths a unit is reported as failed,
+the other units still finish and are written, and ``run_sweep`` then raises
+:class:`SweepError`). A killed client loses only the units not yet returned; a rerun
+computes exactly the missing ones.
+
+``distributed`` is an optional dependency: ``pip install -e '.[dask]'``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import Callable, Iterable, Iterator
+
+__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "SweepError", "current_executor",
+           "make_executor", "EXECUTORS"]
+
+EXECUTORS = ("local", "dask")
+
+_CURRENT: contextvars.ContextVar["Executor | None"] = contextvars.ContextVar("twolayer_executor",
+                                                                             default=None)
+
+
+class SweepError(RuntimeError):
+    """Some units of a sweep failed; every unit that finished was written to the cache."""
+
+
+def compute_unit(compute: Callable[[dict], list], unit: dict) -> tuple[list, float]:
+    """Run one unit (on whichever process executes it); returns (JSON-able records, seconds)."""
+    from experiments._common import _jsonable
+    t0 = time.perf_counter()
+    recs = compute(unit)
+    return _jsonable(recs), time.perf_counter() - t0
+
+
+class Executor:
+    """Runs ``compute`` on units; a context manager that also makes itself the current executor."""
+
+    name = "abstract"
+
+    def map_unordered(self, compute: Callable[[dict], list], items: list[tuple[str, dict]]
+                      ) -> Iterator[tuple[str, tuple[list, float] | BaseException]]:
+        """Yield ``(key, (records, seconds))`` per finished unit, or ``(key, exception)``."""
+        raise NotImplementedError
+
+    def start(self) -> "Executor":
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Executor":
+        self.start()
+        self._token = _CURRENT.set(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _CURRENT.reset(self._token)
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """Units one after another in this process (the default; exceptions propagate at once)."""
+
+    name = "local"
+
+    def map_unordered(self, compute, items):
+        for key, unit in items:
+            yield key, compute_unit(compute, unit)
+
+    def __repr__(self) -> str:
+        return "LocalExecutor()"
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        from twolayer.errors import TwoLayerInputError
+        raise TwoLayerInputError(
+            "executor", "'dask' needs the optional package 'distributed', which is not installed",
+            "install it with `pip install -e '.[dask]'` (or `pip install \"dask[distributed]\"`), "
+            "or use --executor local") from exc
+    return distributed
+
+
+class DaskExecutor(Executor):
+    """Units as tasks on Dask distributed.
+
+    ``scheduler=None`` starts a ``distributed.LocalCluster`` on this machine with
+    ``workers`` worker processes (default: the number of CPU cores) of one thread
+    each; ``scheduler="tcp://HOST:PORT"`` connects to a running cluster instead
+    (``workers`` must then be None). The cluster (if started here) is closed on exit.
+    """
+
+    name = "dask"
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
+                 threads_per_worker: int = 1, dashboard: bool = False):
+        from twolayer.errors import TwoLayerInputError
+        if scheduler is not None and workers is not None:
+            raise TwoLayerInputError("workers", "is set together with a scheduler address; an "
+                                     "existing cluster has its own workers",
+                                     "give either workers (start a LocalCluster) or scheduler")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise TwoLayerInputError("workers", f"must be a positive integer, got {workers!r}",
+                                     "pass e.g. workers=2")
+        self.workers, self.scheduler = workers, scheduler
+        self.threads_per_worker, self.dashboard = threads_per_worker, dashboard
+        self.client = self.cluster = None
+
+    def start(self) -> "DaskExecutor":
+        if self.client is not None:
+            return self
+        distributed = _import_distributed()
+        if self.scheduler is not None:
+            self.client = distributed.Client(self.scheduler)
+        else:
+            import os
+            n = self.workers or os.cpu_count() or 1
+            self.cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=self.threads_per_worker, processes=True,
+                dashboard_address=":0" if self.dashboard else None)
+            self.client = distributed.Client(self.cluster)
+        return self
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
+
+    def map_unordered(self, compute, items):
+        if self.client is None:
+            raise RuntimeError("DaskExecutor is not started: use it as a context manager "
+                               "(`with DaskExecutor(...):`) or call .start()")
+        distributed = _import_distributed()
+        import uuid
+        run_id = uuid.uuid4().hex[:8]
+        futures = {}
+        for key, unit in items:
+            fut = self.client.submit(compute_unit, compute, unit, key=f"unit-{key}-{run_id}", pure=False)
+            futures[fut.key] = (key, fut)
+        try:
+            for fut in distributed.as_completed([f for _, f in futures.values()]):
+                key = futures[fut.key][0]
+                if fut.status == "finished":
+                    try:
+                        yield key, fut.result()
+                    except Exception as exc:  # noqa: BLE001 - lost between status and fetch
+                        yield key, exc
+                else:
+                    yield key, fut.exception() or RuntimeError(f"unit {key}: task {fut.status}")
+                fut.release()
+        finally:  # the client stops (error, Ctrl-C): cancel what is still queued
+            pending = [f for _, f in futures.values() if not f.done()]
+            if pending:
+                self.client.cancel(pending)
+
+    def __repr__(self) -> str:
+        where = self.scheduler or f"LocalCluster(workers={self.workers or 'all cores'})"
+        return f"DaskExecutor({where})"
+
+
+def current_executor() -> Executor:
+    """The executor activated by the innermost ``with executor:`` block, else a LocalExecutor."""
+    return _CURRENT.get() or LocalExecutor()
+
+
+def make_executor(kind: str = "local", workers: int | None = None,
+                  scheduler: str | None = None) -> Executor:
+    """``"local"`` or ``"dask"`` (see :class:`DaskExecutor`) by name, validated."""
+    from twolayer.errors import TwoLayerInputError
+    if kind not in EXECUTORS:
+        raise TwoLayerInputError("executor", f"unknown executor {kind!r}", f"use one of {EXECUTORS}")
+    if kind == "local":
+        if workers is not None or scheduler is not None:
+            raise TwoLayerInputError("executor", "workers/scheduler were given with the local executor",
+                                     "add --executor dask (or drop --workers/--scheduler)")
+        return LocalExecutor()
+    return DaskExecutor(workers=workers, scheduler=scheduler)
+
