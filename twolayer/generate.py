@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import as_f64, as_float, as_int
 from .errors import TwoLayerInputError
+from .geometry import _basis
 from .problem import Problem
 
 __all__ = ["make_problem", "SHIFTS", "ood_second_moment"]
@@ -21,24 +23,49 @@ def _orthonormal_columns(rng: np.random.Generator, d: int, r: int) -> np.ndarray
     return Q * np.sign(np.diag(R))
 
 
-def ood_second_moment(S_basis: np.ndarray, S_perp_basis: np.ndarray, shift) -> np.ndarray:
-    """Sigma = d [(1 - rho) P_S / m + rho P_Sperp / (d - m)], trace d.
-
-    ``shift`` is "isotropic" (Sigma = I), "large" (rho = 0.99: OOD mass mostly
-    in S_perp), "small" (rho = 0.01: OOD mostly inside S) or a float rho in (0, 1).
-    """
-    d, m = S_basis.shape
+def _rho(shift) -> float:
+    """The fraction rho of OOD second moment in S_perp named by ``shift`` (not "isotropic")."""
     if isinstance(shift, str):
-        if shift == "isotropic":
-            return np.eye(d)
         if shift not in SHIFTS:
             raise TwoLayerInputError("shift", f"unknown shift {shift!r}",
                                      "use 'isotropic', 'large', 'small' or a float in (0, 1)")
-        rho = SHIFTS[shift]
-    else:
-        rho = float(shift)
-        if not 0.0 < rho < 1.0:
-            raise TwoLayerInputError("shift", f"rho={rho} must lie in (0, 1) for an invertible Sigma")
+        return SHIFTS[shift]
+    rho = as_float(shift, "shift")
+    if not 0.0 < rho < 1.0:
+        raise TwoLayerInputError("shift", f"rho={rho} must lie in (0, 1) for an invertible Sigma",
+                                 "pass a float strictly between 0 and 1, or 'isotropic', 'large', 'small'")
+    return rho
+
+
+def ood_second_moment(S_basis, S_perp_basis, shift) -> np.ndarray:
+    """Sigma = d [(1 - rho) P_S / m + rho P_Sperp / (d - m)], trace d.
+
+    ``S_basis`` (d, m) and ``S_perp_basis`` (d, d - m) are orthonormal bases of S
+    and S_perp (1 <= m < d). ``shift`` is "isotropic" (Sigma = I), "large"
+    (rho = 0.99: OOD mass mostly in S_perp), "small" (rho = 0.01: OOD mostly inside
+    S) or a float rho in (0, 1).
+    """
+    S_basis = _basis(S_basis, "S_basis")
+    d, m = S_basis.shape
+    S_perp_basis = _basis(S_perp_basis, "S_perp_basis", d=d, other="S_basis")
+    if m == 0:
+        raise TwoLayerInputError("S_basis", "has no columns (m = 0)", "THEORY.md §1 needs 1 <= m = dim S")
+    if S_perp_basis.shape[1] != d - m:
+        raise TwoLayerInputError("S_perp_basis", f"has {S_perp_basis.shape[1]} columns, expected "
+                                 f"d - m = {d - m}", "pass a basis of the orthogonal complement of S, "
+                                 "e.g. problem.S_perp_basis")
+    if d - m == 0:
+        raise TwoLayerInputError("S_perp_basis", "has no columns (m = d, S_perp = 0)",
+                                 "THEORY.md §1 needs m < d - k; pass fewer training directions")
+    return _ood_second_moment(S_basis, S_perp_basis, shift)
+
+
+def _ood_second_moment(S_basis: np.ndarray, S_perp_basis: np.ndarray, shift) -> np.ndarray:
+    """The kernel of :func:`ood_second_moment`, for bases already known to be valid."""
+    d, m = S_basis.shape
+    if isinstance(shift, str) and shift == "isotropic":
+        return np.eye(d)
+    rho = _rho(shift)
     P_S = S_basis @ S_basis.T
     P_Sp = S_perp_basis @ S_perp_basis.T
     Sigma = d * ((1.0 - rho) * P_S / m + rho * P_Sp / (d - m))
@@ -67,27 +94,54 @@ def make_problem(seed: int, d: int, k: int, m: int, n: int, eps: float, *,
     w_star_norm : ||w*|| = ||v*||.
     x_scale : standard deviation of the Gaussian coordinates of X inside S.
     """
-    for name, val in (("d", d), ("k", k), ("m", m), ("n", n)):
-        if int(val) != val or val < 1:
-            raise TwoLayerInputError(name, f"must be a positive integer, got {val!r}")
-    d, k, m, n = int(d), int(k), int(m), int(n)
+    seed = as_int(seed, "seed", minimum=0)
+    d, k, m, n = (as_int(val, name, minimum=1) for name, val in (("d", d), ("k", k), ("m", m), ("n", n)))
+    if d - k < 2:
+        # 1 <= m < d - k has no solution: k is the culprit, whatever m is.
+        raise TwoLayerInputError("k", f"need k <= d - 2 so that some m satisfies 1 <= m < d - k "
+                                 f"(overparameterized, THEORY.md §1), got k={k}, d={d}",
+                                 f"lower k to at most {d - 2} or raise d to at least {k + 2}")
     if not m < d - k:
         raise TwoLayerInputError("m", f"need m < d - k (overparameterized), got m={m}, d={d}, k={k}",
-                                 "lower m or raise d")
+                                 f"lower m to at most {d - k - 1} or raise d to at least {m + k + 1}")
     if n < m:
         raise TwoLayerInputError("n", f"need n >= m so that rowspace(X) = S, got n={n} < m={m}",
                                  "raise n or lower m")
-    eps = float(eps)
-    if not np.isfinite(eps) or not 0.0 <= eps <= np.sqrt(2.0):
-        raise TwoLayerInputError("eps", f"must lie in [0, sqrt(2)] (d(B0, B*) <= sqrt 2), got {eps}")
+    eps = as_float(eps, "eps")
+    if not 0.0 <= eps <= np.sqrt(2.0):
+        raise TwoLayerInputError("eps", f"must lie in [0, sqrt(2)] (d(B0, B*) <= sqrt 2), got {eps}",
+                                 "pass the target distance d(B0, B*), between 0 and sqrt(2) ~ 1.414")
     if theta_star is not None:
-        theta_star = float(theta_star)
+        theta_star = as_float(theta_star, "theta_star")
         if not 0.0 <= theta_star <= np.pi / 2:
-            raise TwoLayerInputError("theta_star", f"must lie in [0, pi/2], got {theta_star}")
+            raise TwoLayerInputError("theta_star", f"must lie in [0, pi/2], got {theta_star}",
+                                     "pass an angle in radians between 0 and pi/2, or None")
         if k > m or k > d - m:
-            raise TwoLayerInputError("theta_star", f"needs k <= m and k <= d - m, got k={k}, m={m}, d={d}")
-    if head_scale < 0 or not np.isfinite(head_scale):
-        raise TwoLayerInputError("head_scale", f"must be finite and >= 0, got {head_scale}")
+            raise TwoLayerInputError("theta_star", f"needs k <= m and k <= d - m, got k={k}, m={m}, d={d}",
+                                     "pass theta_star=None, or choose k <= m <= d - k")
+    if not (isinstance(shift, str) and shift == "isotropic"):
+        _rho(shift)
+    head_scale = as_float(head_scale, "head_scale")
+    if head_scale < 0:
+        raise TwoLayerInputError("head_scale", f"must be >= 0, got {head_scale}",
+                                 "pass the standard deviation of the Gaussian head (>= 0)")
+    w_star_norm = as_float(w_star_norm, "w_star_norm")
+    if not w_star_norm > 0:
+        raise TwoLayerInputError("w_star_norm", f"must be > 0, got {w_star_norm} (||w*|| is a norm; "
+                                 "the direction of w* comes from the seed)",
+                                 "pass a positive norm, e.g. w_star_norm=abs(value)")
+    x_scale = as_float(x_scale, "x_scale")
+    if not x_scale > 0:
+        raise TwoLayerInputError("x_scale", f"must be > 0, got {x_scale} (x_scale = 0 gives X = 0, "
+                                 "m = 0)", "pass the positive standard deviation of X inside S")
+    if isinstance(head_init, str):
+        if head_init not in ("zero", "gaussian"):
+            raise TwoLayerInputError("head_init", f"unknown head_init {head_init!r}",
+                                     "use 'zero', 'gaussian' or a (k,) array")
+        v0_given = None
+    else:
+        v0_given = as_f64(head_init, "head_init", shape=(k,),
+                          what="initial head; or 'zero' / 'gaussian'")
 
     rng = np.random.default_rng(seed)
     Q = _orthonormal_columns(rng, d, d)
@@ -114,18 +168,14 @@ def make_problem(seed: int, d: int, k: int, m: int, n: int, eps: float, *,
     v_dir = rng.standard_normal(k)
     v_star = w_star_norm * v_dir / np.linalg.norm(v_dir)
 
-    Sigma = ood_second_moment(S, S_perp, shift)
+    Sigma = _ood_second_moment(S, S_perp, shift)
 
-    if isinstance(head_init, str):
-        if head_init == "zero":
-            v0 = np.zeros(k)
-        elif head_init == "gaussian":
-            v0 = head_scale * rng.standard_normal(k)
-        else:
-            raise TwoLayerInputError("head_init", f"unknown head_init {head_init!r}",
-                                     "use 'zero', 'gaussian' or a (k,) array")
+    if v0_given is not None:
+        v0 = v0_given
+    elif head_init == "zero":
+        v0 = np.zeros(k)
     else:
-        v0 = head_init
+        v0 = head_scale * rng.standard_normal(k)
     meta = dict(seed=seed, d=d, k=k, m=m, n=n, eps=eps, theta_star=theta_star,
                 shift=shift, head_init=head_init if isinstance(head_init, str) else "given",
                 head_scale=head_scale, w_star_norm=w_star_norm, x_scale=x_scale)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
 
+from ._validate import as_f64, as_float
 from .errors import AssumptionError, TwoLayerInputError
 from .geometry import (
     ORTHONORMAL_TOL,
-    _as_f64,
+    _cos_theta_max,
     check_orthonormal_rows,
-    complement_basis,
-    cos_theta_max,
     distance,
     procrustes_distance,
     procrustes_rotation,
@@ -44,54 +44,65 @@ class Problem:
 
     def __init__(self, B_star, v_star, B0, X, y=None, Sigma=None, *, v0=None,
                  orthonormal_tol: float = ORTHONORMAL_TOL, meta: dict | None = None):
+        orthonormal_tol = as_float(orthonormal_tol, "orthonormal_tol")
+        if orthonormal_tol < 0:
+            raise TwoLayerInputError("orthonormal_tol", f"must be >= 0, got {orthonormal_tol}",
+                                     f"pass a small tolerance such as {ORTHONORMAL_TOL:g}")
+        if meta is not None and not isinstance(meta, Mapping):
+            raise TwoLayerInputError("meta", f"must be a dict, got {type(meta).__name__}",
+                                     "pass a dict describing the instance, or None")
         B_star = check_orthonormal_rows(B_star, "B_star", orthonormal_tol)
-        B0 = check_orthonormal_rows(B0, "B0", orthonormal_tol)
         k, d = B_star.shape
+        if k == 0 or d == 0:
+            raise TwoLayerInputError("B_star", f"is empty (shape {B_star.shape})",
+                                     "pass a (k, d) matrix with k >= 1 features and d >= 1 inputs")
+        B0 = as_f64(B0, "B0", ndim=2, what="(k, d) pretrained extractor")
         if B0.shape != (k, d):
             raise TwoLayerInputError("B0", f"shape {B0.shape} must equal B_star's {(k, d)}",
                                      "B0 and B_star are both (k, d)")
-        v_star = _as_f64(v_star, "v_star", ndim=1)
-        if v_star.shape != (k,):
-            raise TwoLayerInputError("v_star", f"shape {v_star.shape}, expected ({k},) (k = B_star rows)")
-        X = _as_f64(X, "X", ndim=2)
+        B0 = check_orthonormal_rows(B0, "B0", orthonormal_tol)
+        v_star = as_f64(v_star, "v_star", shape=(k,), what="ground-truth head, k = B_star rows")
+        X = as_f64(X, "X", ndim=2, what="(n, d) matrix, one training input per row")
         if X.shape[1] != d:
             raise TwoLayerInputError("X", f"has {X.shape[1]} columns, expected d={d}",
                                      "X is (n, d) with one input per row")
         n = X.shape[0]
         if n == 0:
             raise TwoLayerInputError("X", "has no rows", "pass at least one training input")
+        if not np.any(X):
+            # rank X = 0 exactly when X = 0 (the rank tolerance is relative to sigma_max).
+            raise TwoLayerInputError("X", "is all zeros, so m = 0 (m = dim rowspace(X))",
+                                     "THEORY.md §1 needs 1 <= m: pass nonzero training inputs")
         if y is None:
             y = X @ (B_star.T @ v_star)
         else:
-            y = _as_f64(y, "y", ndim=1)
-            if y.shape != (n,):
-                raise TwoLayerInputError("y", f"shape {y.shape}, expected ({n},) (one label per row of X)")
+            # Labels need not be y = X w*: a misspecified y is allowed and flagged by
+            # ``well_specified`` (the bounds then report "not_applicable").
+            y = as_f64(y, "y", shape=(n,), what="one label per row of X")
         if Sigma is None:
             Sigma = np.eye(d)
         else:
-            Sigma = _as_f64(Sigma, "Sigma", ndim=2)
-            if Sigma.shape != (d, d):
-                raise TwoLayerInputError("Sigma", f"shape {Sigma.shape}, expected ({d}, {d})")
+            Sigma = as_f64(Sigma, "Sigma", shape=(d, d), what="OOD second moment E[x x^T]")
             asym = float(np.max(np.abs(Sigma - Sigma.T)))
             if asym > 1e-10 * max(1.0, float(np.max(np.abs(Sigma)))):
                 raise TwoLayerInputError("Sigma", f"is not symmetric (max|Sigma - Sigma^T| = {asym:.2e})",
                                          "pass E[x x^T], which is symmetric")
             Sigma = 0.5 * (Sigma + Sigma.T)
-            lam_min = float(np.linalg.eigvalsh(Sigma)[0])
-            if lam_min <= 0:
-                raise TwoLayerInputError("Sigma", f"is not positive definite (smallest eigenvalue {lam_min:.3e})",
-                                         "THEORY.md §1 requires an invertible second moment")
+            lam = np.linalg.eigvalsh(Sigma)
+            if not lam[0] > d * np.finfo(np.float64).eps * lam[-1]:
+                raise TwoLayerInputError("Sigma", f"is not positive definite (eigenvalues in "
+                                         f"[{lam[0]:.3e}, {lam[-1]:.3e}])",
+                                         "THEORY.md §1 requires an invertible second moment: add a "
+                                         "small multiple of the identity or drop null directions")
         if v0 is None:
             v0 = np.zeros(k)
         else:
-            v0 = _as_f64(v0, "v0", ndim=1)
-            if v0.shape != (k,):
-                raise TwoLayerInputError("v0", f"shape {v0.shape}, expected ({k},)")
+            v0 = as_f64(v0, "v0", shape=(k,), what="initial head")
         self.B_star, self.v_star, self.B0, self.X, self.y, self.Sigma, self.v0 = (
             B_star, v_star, B0, X, y, Sigma, v0)
         for a in (B_star, v_star, B0, X, y, Sigma, v0):
             a.setflags(write=False)
-        self.orthonormal_tol = float(orthonormal_tol)
+        self.orthonormal_tol = orthonormal_tol
         self.meta = dict(meta or {})
 
     # -- sizes ---------------------------------------------------------------
@@ -204,10 +215,10 @@ class Problem:
         """cos theta_max for (R0, S), (R0, S_perp), (R*, S), (R*, S_perp) (THEORY.md §2)."""
         S, Sp = self.S_basis, self.S_perp_basis
         return {
-            "R0,S": cos_theta_max(self.R0_basis, S),
-            "R0,S_perp": cos_theta_max(self.R0_basis, Sp),
-            "R*,S": cos_theta_max(self.R_star_basis, S),
-            "R*,S_perp": cos_theta_max(self.R_star_basis, Sp),
+            "R0,S": _cos_theta_max(self.R0_basis, S),
+            "R0,S_perp": _cos_theta_max(self.R0_basis, Sp),
+            "R*,S": _cos_theta_max(self.R_star_basis, S),
+            "R*,S_perp": _cos_theta_max(self.R_star_basis, Sp),
         }
 
     @property
@@ -253,8 +264,19 @@ class Problem:
         G0 = self.B0 @ self.S_basis
         return s2, c, G0, resid2
 
+    @cached_property
+    def linear_probe(self):
+        """The :class:`twolayer.lp.LinearProbe` of this problem (THEORY.md §3), cached: the
+        problem is immutable, so the eigendecomposition of H is done once."""
+        from .lp import LinearProbe
+        return LinearProbe(self)
+
     def B_from_G(self, G: np.ndarray) -> np.ndarray:
         """Full B = B0 + (G - B0 Q_S) Q_S^T for G of shape (..., k, m)."""
+        G = np.asarray(G, dtype=np.float64)
+        if G.shape[-2:] != (self.k, self.m):
+            raise TwoLayerInputError("G", f"shape {G.shape}: last axes must be (k, m)=({self.k}, {self.m})",
+                                     "pass G = B Q_S, shape (..., k, m)")
         Q = self.S_basis
         return self.B0 + (G - self.B0 @ Q) @ Q.T
 
