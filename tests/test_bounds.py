@@ -34,6 +34,9 @@ def _check_thm33(p):
 @given(p=problems(eps=eps_values(1e-6, 0.3), head=head_inits(),
                   shift=st.sampled_from(["large", "isotropic", "small"])))
 def test_thm33_holds_at_every_t(p):
+    """Only in the regime of the default strategies (R* Haar-random, so cos^2 theta(R*, S)
+    ~ m/d < 1/2, and ||w*|| >= 0.3): Theorem 3.3 FAILS elsewhere (small ||w*||, R* near S;
+    tests/test_closed_form.py, tests/test_bound_search.py, docs/theorem33.md)."""
     _check_thm33(p)
 
 
@@ -87,3 +90,43 @@ def test_lp_upper_bound_zero_eps_gives_zero_loss():
     p = tl.make_problem(2, d=20, k=3, m=6, n=8, eps=0.0, shift="large")
     assert p.eps <= 1e-15 and lp_upper_bound(p).value <= 1e-12   # eps = 0 up to rounding
     assert tl.ood_loss(p, tl.lp_limit(p), p.B0) <= 1e-25
+
+
+# -- input validation and the status enum (issue 9 "Inputs") --------------------------
+@pytest.mark.parametrize("fn", [thm33_lower_bound, lp_upper_bound])
+@pytest.mark.parametrize("bad, words", [(-1.0, ">= 0"), (float("nan"), "finite"), (float("inf"), "finite"),
+                                        ("x", "float"), (True, "float")])
+def test_bounds_reject_bad_eps(fn, bad, words):
+    p = tl.make_problem(0, d=20, k=2, m=6, n=8, eps=1e-2)
+    with pytest.raises(tl.TwoLayerInputError) as exc:
+        fn(p, eps=bad)
+    assert exc.value.argument == "eps" and words in exc.value.problem and exc.value.fix
+
+
+@pytest.mark.parametrize("fn", [thm33_lower_bound, lp_upper_bound])
+def test_bounds_reject_eps_below_distance(fn):
+    p = tl.make_problem(0, d=20, k=2, m=6, n=8, eps=1e-2)
+    with pytest.raises(tl.TwoLayerInputError, match="below d") as exc:
+        fn(p, eps=0.5 * p.eps)
+    assert exc.value.argument == "eps" and f"{p.eps:.6g}" in exc.value.fix
+    assert fn(p, eps=2 * p.eps).status in ("ok", "vacuous")   # a larger eps is allowed
+
+
+def test_bounds_reject_bad_head_and_problem():
+    p = tl.make_problem(0, d=20, k=2, m=6, n=8, eps=1e-2)
+    with pytest.raises(tl.TwoLayerInputError, match="`v0`"):
+        thm33_lower_bound(p, v0=np.array([np.nan, 0.0]))
+    with pytest.raises(tl.TwoLayerInputError, match="`v0`"):
+        head_alignment_phi(p, np.zeros(3))
+    with pytest.raises(tl.TwoLayerInputError, match="`problem`"):
+        lp_upper_bound(None)
+
+
+def test_bound_status_is_a_str_enum():
+    from twolayer.bounds import BoundStatus
+    p = tl.make_problem(0, d=20, k=2, m=6, n=8, eps=1e-5, w_star_norm=1.0)
+    ok, vac = thm33_lower_bound(p), thm33_lower_bound(tl.make_problem(0, d=20, k=3, m=6, n=8, eps=0.5))
+    assert ok.status is BoundStatus.OK and ok.status == "ok" and ok.ok
+    assert vac.status is BoundStatus.VACUOUS and vac.status == "vacuous" and not vac.ok
+    assert f"{vac.status}" == str(vac.status) == "vacuous"
+    assert {s.value for s in BoundStatus} == {"ok", "vacuous", "not_applicable"}
