@@ -96,13 +96,15 @@ def run(config: Config, out=None, *, force: bool = False, progress=None) -> list
 def check(records, config: Config) -> list[dict]:
     s = records[records["kind"] == "summary"]
     if len(s) == 0:
-        return [{"claim": CLAIM, "source": SOURCE, "status": "not applicable", "margin": float("nan"),
+        return [{"id": "early_stopped_ft_loses", "unit": "decades: log10(min_t L_ood_FT / L_ood_LP)",
+                 "claim": CLAIM, "source": SOURCE, "status": "not_applicable", "margin": None,
                  "n_cases": 0, "details": "no records"}]
     lr = np.log10(s["ratio"].astype(float))
     w = s.loc[lr.idxmin()]
     n_fail = int((lr <= 0).sum())
     med_t = float(np.median(s["t"]))
     return [{
+        "id": "early_stopped_ft_loses", "unit": "decades: log10(min_t L_ood_FT / L_ood_LP)",
         "claim": CLAIM, "source": SOURCE, "status": "pass" if n_fail == 0 else "fail",
         "margin": float(lr.min()), "n_cases": int(len(s)),
         "details": (f"margin = min over instances of log10(min_t L_ood_FT / L_ood_LP) = {lr.min():.3g} "

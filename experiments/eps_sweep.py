@@ -142,12 +142,13 @@ def wide_table(records):
     return tab.reset_index()
 
 
-def _slope_check(tab, col, target, eps_max, claim, what):
+def _slope_check(tab, col, target, eps_max, claim, what, id="slope"):
     sl = slopes(tab, col, eps_max)
     mu, lo, hi = interval(sl.values())
     full = interval(slopes(tab, col).values())[0]
     margin = SLOPE_TOL - max(abs(lo - target), abs(hi - target))
-    return {"claim": claim, "source": SOURCE, "status": "pass" if margin >= 0 else "fail",
+    return {"id": id, "unit": "log-log slope (tolerance - deviation of the 95% interval)",
+            "claim": claim, "source": SOURCE, "status": "pass" if margin >= 0 else "fail",
             "margin": float(margin), "n_cases": len(sl),
             "details": (f"{what}: slope {mu:.3f} [95% t-interval {lo:.3f}, {hi:.3f}] over {len(sl)} seeds, "
                         f"fit on eps <= {eps_max:g}; full-range slope {full:.3f}; margin = {SLOPE_TOL} - "
@@ -158,7 +159,7 @@ def check(records, config: Config) -> list[dict]:
     tab = wide_table(records)
     emax = config.fit_eps_max
     out = [_slope_check(tab, "lp", 2.0, emax, "LP's OOD loss scales like eps^2 (Theorem 3.5)",
-                        "log-log slope of L_ood_LP vs eps")]
+                        "log-log slope of L_ood_LP vs eps", id="lp_ood_eps_squared")]
     ft_cols = [c for c in tab.columns if c.startswith("ft_")]
     ratio_checks = []
     for c in ft_cols:
@@ -170,7 +171,8 @@ def check(records, config: Config) -> list[dict]:
     small = tab[tab["eps_nominal"] == e0]
     max_ratio = float(max((small["lp"] / small[c]).max() for c in ft_cols))
     min_ft = float(min(small[c].min() for c in ft_cols))
-    out.append({"claim": CLAIM, "source": SOURCE,
+    out.append({"id": "lp_over_ft_eps_squared", "unit": "log-log slope (tolerance - deviation of the 95% interval)",
+                "claim": CLAIM, "source": SOURCE,
                 "status": "pass" if all(r["status"] == "pass" for r in ratio_checks) else "fail",
                 "margin": worst["margin"], "n_cases": worst["n_cases"],
                 "details": (f"worst of {len(ratio_checks)} slope checks (ratio slope 2, FT slope 0, at t in "
@@ -180,14 +182,16 @@ def check(records, config: Config) -> list[dict]:
     ok = tab[tab["lp_bound_status"] == "ok"]
     n_na = len(tab) - len(ok)
     if len(ok) == 0:
-        out.append({"claim": "DERIVED LP upper bound holds", "source": "THEORY.md §5 (DERIVED)",
-                    "status": "not applicable", "margin": float("nan"), "n_cases": 0,
+        out.append({"id": "derived_lp_upper_bound", "unit": "sqrt(loss)",
+                    "claim": "DERIVED LP upper bound holds", "source": "THEORY.md §5 (DERIVED)",
+                    "status": "not_applicable", "margin": None, "n_cases": 0,
                     "details": f"{n_na} instances not applicable"})
     else:
         gap = ok["lp_bound"] - np.sqrt(ok["lp"])
         rel = ok["lp_bound"] / np.sqrt(ok["lp"])
         tol = 1e-9 * np.sqrt(ok["lp"])
-        out.append({"claim": ("DERIVED LP upper bound sqrt(L_ood_LP) <= sqrt(sigma_max) eps |w*| "
+        out.append({"id": "derived_lp_upper_bound", "unit": "sqrt(loss)",
+                    "claim": ("DERIVED LP upper bound sqrt(L_ood_LP) <= sqrt(sigma_max) eps |w*| "
                               "(1 + kappa(X)/cos theta_max(R0,S)) holds on every instance"),
                     "source": "THEORY.md §5 (DERIVED)",
                     "status": "pass" if bool(np.all(gap >= -tol)) else "fail",

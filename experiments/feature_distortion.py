@@ -134,6 +134,7 @@ def check(records, config: Config) -> list[dict]:
     ok = bool(np.all(ratio > 0)) and len(ratio) > 0
     tinf = piv.xs(np.inf, level="t")
     out.append(dict(
+        id="ft_id_over_ood", unit="decades: log10(fc_id / fc_ood)",
         claim="FT changes ID features more than OOD features (unit-norm inputs, every t > 0)",
         source=SOURCE, status="pass" if ok else "fail",
         margin=float(ratio.min()) if len(ratio) else float("nan"), n_cases=int(len(ratio)),
@@ -152,6 +153,7 @@ def check(records, config: Config) -> list[dict]:
     slope = (float(np.polyfit(np.log(lpft_fc.index.values), np.log(lpft_fc.values), 1)[0])
              if len(lpft_fc) > 1 else float("nan"))
     out.append(dict(
+        id="lpft_distorts_less", unit="decades above the ratio threshold",
         claim=f"LP-FT changes ID features >= {config.min_ratio:g}x less than FT at t = inf "
               f"(eps <= {config.small_eps:g})",
         source=SOURCE, status="pass" if ok else "fail",
@@ -165,6 +167,7 @@ def check(records, config: Config) -> list[dict]:
     worst = float(np.nanmax(np.maximum(sp.sperp_max, sp.sperp_op)))
     ok = worst <= config.i1_tol
     out.append(dict(
+        id="i1_sperp_features_fixed", unit="decades below tolerance",
         claim="I1: features of inputs in S_perp never change (FT and LP-FT, all t)",
         source="THEORY.md §3 (I1)", status="pass" if ok else "fail",
         margin=float(np.log10(config.i1_tol / max(worst, 1e-300))), n_cases=int(len(sp)),

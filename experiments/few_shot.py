@@ -123,7 +123,7 @@ def _bound_check(df, form: str) -> dict:
     n_ok, n_vac = int((inst == "ok").sum()), int((inst == "vacuous").sum())
     n_na = int((inst == "not_applicable").sum())
     if len(ok_rows) == 0:
-        status, margin = ("vacuous" if n_vac else "not applicable"), float("nan")
+        status, margin = ("vacuous" if n_vac else "not_applicable"), None
         viol = 0
     else:
         gap = ok_rows.sqrt_ood - ok_rows[f"bound_{form}"] * (1 - TOL)
@@ -135,6 +135,7 @@ def _bound_check(df, form: str) -> dict:
     eps_ok = sorted(set(df[st == "ok"].eps_nominal))
     eps_vac = sorted(set(df[st == "vacuous"].eps_nominal))
     return dict(
+        id=f"thm33_{form}_form", unit="sqrt(loss)",
         claim=f"sqrt(L_test(FT, t)) >= Theorem 3.3 bound ({form} form) for all t, n < d IID",
         source="Theorem 3.3 (THEORY.md §4), few-shot (§6)", status=status, margin=margin,
         n_cases=n_ok,
@@ -155,6 +156,7 @@ def check(records, config: Config) -> list[dict]:
     lr = np.log10(g.min_ft.clip(lower=FLOOR) / g.lp.clip(lower=FLOOR))
     ok = len(g) > 0 and bool(np.all(lr > 0))
     out.append(dict(
+        id="lp_beats_ft_few_shot", unit="decades: log10(min_t L_test_FT / L_test_LP)",
         claim=f"LP beats FT (even early-stopped) in the n < d IID setting for eps <= {config.good_eps:g}",
         source="THEORY.md §6 (few-shot), Theorem 3.5", status="pass" if ok else "fail",
         margin=float(lr.min()) if len(g) else float("nan"), n_cases=int(len(g)),

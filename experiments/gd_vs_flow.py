@@ -132,6 +132,7 @@ def check(records, config: Config) -> list[dict]:
     n_strict = int((df.i1_abs > config.i1_tol).sum())
     ok = bool(np.all(ratio <= 1.0))
     out.append(dict(
+        id="i1_exact_gd", unit="decades below tolerance",
         claim="I1 is exact for discrete GD: (B_t - B0) P_Sperp = 0 (to float64 rounding)",
         source="THEORY.md §3 (I1)", status="pass" if ok else "fail",
         margin=float(-np.log10(max(ratio.max(), 1e-300))), n_cases=int(len(df)),
@@ -140,16 +141,18 @@ def check(records, config: Config) -> list[dict]:
                  f"(random-walk rounding of B's entries), worst at {int(df.steps.iloc[worst_i])} steps "
                  f"(tol {tol.iloc[worst_i]:.1e}); {n_strict}/{len(df)} runs exceed the strict "
                  f"{config.i1_tol:g}; margin = -log10(max i1 / tol), decades")))
-    for col, target, tol, what in (
-            ("i2_first_step", 2.0, config.slope_tol_step, "I2 drift per step is O(lr^2)"),
-            ("i2_horizon", 1.0, config.slope_tol_first, "I2 drift over a fixed horizon is O(lr)"),
-            ("ood_gap_max", 1.0, config.slope_tol_first,
+    for cid, col, target, tol, what in (
+            ("i2_step_order_lr2", "i2_first_step", 2.0, config.slope_tol_step, "I2 drift per step is O(lr^2)"),
+            ("i2_horizon_order_lr", "i2_horizon", 1.0, config.slope_tol_first,
+             "I2 drift over a fixed horizon is O(lr)"),
+            ("ood_gap_order_lr", "ood_gap_max", 1.0, config.slope_tol_first,
              "|L_ood(GD) - L_ood(flow)| at matched times is O(lr)")):
         sl = slopes(df, col)
         vals = np.array(list(sl.values()))
         dev = tol - np.abs(vals - target)
         ok = len(vals) > 0 and bool(np.all(np.isfinite(vals))) and bool(np.all(dev >= 0))
         out.append(dict(
+            id=cid, unit="log-log slope (tolerance - deviation)",
             claim=f"{what} (log-log slope {target:g} +- {tol:g})", source=SOURCE,
             status="pass" if ok else "fail",
             margin=float(np.nanmin(dev)) if len(vals) else float("nan"), n_cases=int(len(vals)),

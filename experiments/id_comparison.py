@@ -102,6 +102,7 @@ def check(records, config: Config) -> list[dict]:
     ok = n > 0 and bool(np.all(np.asarray(margins) > 0))
     lp_id = lp.id_loss
     out = [dict(
+        id="ft_beats_lp_id", unit="decades: log10(L_id_LP / L_id_FT)",
         claim="L_id(FT, inf) < L_id(LP, inf) on every instance with eps > 0",
         source=SOURCE, status="pass" if ok else "fail",
         margin=float(min(margins)) if n else float("nan"), n_cases=n,
@@ -114,6 +115,7 @@ def check(records, config: Config) -> list[dict]:
     ok2 = len(rel) > 0 and worst_rel <= config.interp_tol
     lp_rel = lp.train_loss_rel
     out.append(dict(
+        id="ft_interpolates", unit="decades below tolerance",
         claim="FT at t = inf interpolates the training data (train loss ~ 0); LP does not",
         source=SOURCE, status="pass" if ok2 else "fail",
         margin=float(np.log10(config.interp_tol / max(worst_rel, 1e-300))), n_cases=int(len(rel)),

@@ -129,7 +129,8 @@ def check(records, config: Config) -> list[dict]:
     n0 = int(zero["seed"].nunique())
     if n0:
         mx = float(lpft0["ood_loss"].max())
-        out.append({"claim": "eps = 0: LP-FT's OOD loss is exactly 0 (<= 1e-20) at every t",
+        out.append({"id": "lpft_zero_ood_eps0", "unit": "decades below tolerance",
+                    "claim": "eps = 0: LP-FT's OOD loss is exactly 0 (<= 1e-20) at every t",
                     "source": SOURCE, "status": "pass" if mx <= ZERO_TOL else "fail",
                     "margin": float(np.log10(ZERO_TOL / max(mx, 1e-300))), "n_cases": n0,
                     "details": (f"margin = log10({ZERO_TOL:g} / max_(seed,t) L_ood_LPFT) ; max = {mx:.3g} over "
@@ -137,15 +138,17 @@ def check(records, config: Config) -> list[dict]:
                                 f"{zero['lp_train'].max():.3g}; cond(H) <= {zero['cond_H'].max():.3g}")})
         mn = float(ft0["ood_loss"].min())
         w = ft0.loc[ft0["ood_loss"].idxmin()]
-        out.append({"claim": "eps = 0: FT's OOD loss (Gaussian head) is > 0 at every t",
+        out.append({"id": "ft_positive_ood_eps0", "unit": "decades above the floor",
+                    "claim": "eps = 0: FT's OOD loss (Gaussian head) is > 0 at every t",
                     "source": SOURCE, "status": "pass" if mn > FT_FLOOR else "fail",
                     "margin": float(np.log10(max(mn, 1e-300) / FT_FLOOR)), "n_cases": n0,
                     "details": (f"margin = log10(min_(seed,t) L_ood_FT / {FT_FLOOR:g}); min = {mn:.3g} "
                                 f"(seed {int(w['seed'])}, t {w['t']:.3g}); median over seeds of min_t "
                                 f"{ft0.groupby('seed')['ood_loss'].min().median():.3g}")})
     else:
-        out.append({"claim": "eps = 0 claims", "source": SOURCE, "status": "not applicable",
-                    "margin": float("nan"), "n_cases": 0, "details": "no eps = 0 instances in the config"})
+        out += [{"id": i, "unit": "", "claim": "eps = 0 claims", "source": SOURCE, "status": "not_applicable",
+                 "margin": None, "n_cases": 0, "details": "no eps = 0 instances in the config"}
+                for i in ("lpft_zero_ood_eps0", "ft_positive_ood_eps0")]
     pos = records[(records["eps_nominal"] > 0) & (records["method"] == "lpft")]
     sup = pos.groupby(["seed", "eps_nominal"]).agg(sup=("ood_loss", "max"), eps=("eps", "first"),
                                                   lp=("lp_ood", "first")).reset_index()
@@ -157,7 +160,8 @@ def check(records, config: Config) -> list[dict]:
         sl = np.array(list(slopes.values()))
         norm = (sup["sup"] / sup["eps"] ** 2)
         rel = sup["sup"] / sup["lp"]
-        out.append({"claim": "eps > 0 small: LP-FT's OOD loss stays O(eps^2) at every t, like LP's",
+        out.append({"id": "lpft_ood_order_eps2", "unit": "log-log slope above the minimum",
+                    "claim": "eps > 0 small: LP-FT's OOD loss stays O(eps^2) at every t, like LP's",
                     "source": SOURCE, "status": "pass" if sl.min() >= MIN_SLOPE else "fail",
                     "margin": float(sl.min() - MIN_SLOPE), "n_cases": int(len(sup)),
                     "details": (f"margin = min over seeds of the log-log slope of sup_t L_ood_LPFT(t) vs eps "

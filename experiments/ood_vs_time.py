@@ -138,8 +138,9 @@ def check(records, config: Config) -> list[dict]:
         n_total = len(per) + n_vac + n_na
         claim = CLAIM + f" [{form} form]"
         if not per:
-            out.append({"claim": claim, "source": SOURCE, "status": "vacuous" if n_vac else "not applicable",
-                        "margin": float("nan"), "n_cases": n_total,
+            out.append({"id": f"thm33_{form}_form", "unit": "sqrt(loss)",
+                        "claim": claim, "source": SOURCE, "status": "vacuous" if n_vac else "not_applicable",
+                        "margin": None, "n_cases": n_total,
                         "details": f"all {n_vac} bounds vacuous, {n_na} not applicable"})
             continue
         worst = min(per, key=lambda r: r[0])
@@ -147,6 +148,7 @@ def check(records, config: Config) -> list[dict]:
         tol = max(REL_TOL * r[3] for r in per)
         ok = all(r[0] >= -REL_TOL * r[3] for r in per)
         out.append({
+            "id": f"thm33_{form}_form", "unit": "sqrt(loss)",
             "claim": claim, "source": SOURCE, "status": "pass" if ok else "fail",
             "margin": worst[0], "n_cases": len(per),
             "details": (f"margin = min_(problem,t) sqrt(L_ood_FT) - bound (units of sqrt loss) = {worst[0]:.3g} "

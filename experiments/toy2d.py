@@ -132,6 +132,7 @@ def check(records, config: Config) -> list[dict]:
     moving = df[df.method.isin(["ft", "lpft"])]
     worst = float(moving.i1_abs.max())
     out.append(dict(
+        id="i1_toy", unit="decades below tolerance",
         claim="I1 in the toy: FT and LP-FT never change the feature's OOD (e2) coordinate",
         source="THEORY.md §3 (I1)", status="pass" if worst <= config.i1_tol else "fail",
         margin=float(np.log10(config.i1_tol / max(worst, 1e-300))), n_cases=int(len(moving)),
@@ -143,14 +144,14 @@ def check(records, config: Config) -> list[dict]:
     diff = np.log10(piv["ft"] / piv["lp"].clip(lower=1e-300))
     small = np.abs(piv.index.get_level_values("angle")) <= config.small_angle * (1 + 1e-12)
     groups = (
-        ("FT's OOD error along e2 at t = inf exceeds LP's (w* has an OOD component, "
+        ("ft_worse_ood_small_angle", "FT's OOD error along e2 at t = inf exceeds LP's (w* has an OOD component, "
          f"|a| <= {config.small_angle:g})", (cosp.values > 1e-12) & small, None),
-        ("(B* = e1, w* inside S: Theorem 3.5's assumption cos theta_max(R*, S_perp) != 0 fails) "
-         "FT vs LP OOD error along e2", cosp.values <= 1e-12, "not applicable"),
-        (f"(large angle |a| > {config.small_angle:g}: outside the small-eps regime) FT vs LP OOD "
-         "error along e2", (cosp.values > 1e-12) & ~small, "not applicable"),
+        ("ft_vs_lp_w_star_in_s", "(B* = e1, w* inside S: Theorem 3.5's assumption cos theta_max(R*, S_perp) "
+         "!= 0 fails) FT vs LP OOD error along e2", cosp.values <= 1e-12, "not_applicable"),
+        ("ft_vs_lp_large_angle", f"(large angle |a| > {config.small_angle:g}: outside the small-eps regime) "
+         "FT vs LP OOD error along e2", (cosp.values > 1e-12) & ~small, "not_applicable"),
     )
-    for claim, mask, fixed in groups:
+    for cid, claim, mask, fixed in groups:
         d_sel = diff[mask]
         if fixed is not None and not len(d_sel):
             continue
@@ -159,6 +160,7 @@ def check(records, config: Config) -> list[dict]:
                          f"{piv.loc[(b, a), 'lp']:.3g} (LP-FT {piv.loc[(b, a), 'lpft']:.3g})"
                          for b, a in piv.index[mask])
         out.append(dict(
+            id=cid, unit="decades: log10(err_FT / err_LP)",
             claim=claim, source=SOURCE, status=fixed or ("pass" if ok else "fail"),
             margin=float(d_sel.min()) if len(d_sel) else float("nan"), n_cases=int(len(d_sel)),
             details=(f"margin = min log10(err_FT / err_LP), decades; {int(np.sum(d_sel < 0))}/"
@@ -166,6 +168,7 @@ def check(records, config: Config) -> list[dict]:
     ft_end = end[end.method == "ft"]
     err = np.hypot(ft_end.w1 - ft_end.w_ft_cf1, ft_end.w2 - ft_end.w_ft_cf2).max()
     out.append(dict(
+        id="ft_limit_closed_form", unit="decades below tolerance",
         claim="FT's limit from v0 = 0 matches the closed form (interpolation + balancedness + I1)",
         source="DERIVED (THEORY.md §3 invariants)",
         status="pass" if err <= config.closed_form_tol else "fail",

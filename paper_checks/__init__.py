@@ -1,5 +1,7 @@
 """`python -m paper_checks`: one pass/fail check with a margin for every claim of the paper."""
 
-from .runner import CLAIM_EXPERIMENTS, run_checks
+from experiments._checks import Status
 
-__all__ = ["run_checks", "CLAIM_EXPERIMENTS"]
+from .runner import CLAIM_EXPERIMENTS, main, run_checks, valid_names
+
+__all__ = ["run_checks", "main", "valid_names", "CLAIM_EXPERIMENTS", "Status"]

@@ -1,0 +1,100 @@
+"""The check contract shared by every experiment's ``check`` and by ``paper_checks``.
+
+``check(records, config) -> list[dict]`` returns one row per claim with the keys of
+:data:`ROW_KEYS`: ``id`` (stable slug, unique within the experiment), ``claim`` (what
+exactly is checked), ``source`` (THEORY.md section / paper), ``status`` (one of
+:data:`CHECK_STATUSES`), ``margin`` (float or None: how far the claim holds, > 0 = with
+room), ``unit`` (the margin's unit in words), ``n_cases`` (int) and ``details`` (str, the
+numbers). :func:`row` builds and validates one.
+
+An experiment module may define ``FINDINGS: dict[str, str]``: check id -> reason why the
+model contradicts the paper there (with the numbers). ``paper_checks`` then reports a
+"fail" of that id as :attr:`Status.FINDING` (an expected result, like pytest's xfail) and a
+"pass" as :attr:`Status.UNEXPECTED_PASS` (the recorded finding no longer holds).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+
+__all__ = ["Status", "CHECK_STATUSES", "REPORT_STATUSES", "ROW_KEYS", "ID_PATTERN", "row", "passed",
+           "validate_row"]
+
+
+class Status(str, Enum):
+    """Status of one claim. ``str(Status.PASS) == "pass"``; compares equal to its value."""
+
+    PASS = "pass"                        #: the claim holds, with the margin given
+    FAIL = "fail"                        #: the claim does not hold (a regression or a new finding)
+    VACUOUS = "vacuous"                  #: a bound <= 0 everywhere: nothing verified
+    NOT_APPLICABLE = "not_applicable"    #: an assumption of the claim fails
+    FINDING = "finding"                  #: report level: a fail recorded in FINDINGS, with its reason
+    UNEXPECTED_PASS = "unexpected_pass"  #: report level: a pass although FINDINGS expects a fail
+    NO_RESULTS = "no_results"            #: report level: no (cached) results to check yet
+    ERROR = "error"                      #: report level: the experiment or its check raised
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: What a ``check`` function may return (the empirical checks may also say "no_results").
+CHECK_STATUSES = (Status.PASS, Status.FAIL, Status.VACUOUS, Status.NOT_APPLICABLE)
+#: Every status a report row may carry, in the order summaries list them.
+REPORT_STATUSES = tuple(Status)
+ROW_KEYS = ("id", "claim", "source", "status", "margin", "unit", "n_cases", "details")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def passed(ok: bool) -> Status:
+    """``Status.PASS`` if ``ok`` else ``Status.FAIL`` (``ok`` must be a real bool, not an array)."""
+    if not isinstance(ok, bool):
+        ok = bool(ok)  # numpy bools; an array raises here, never passes silently
+    return Status.PASS if ok else Status.FAIL
+
+
+def _margin(margin) -> float | None:
+    if margin is None:
+        return None
+    m = float(margin)
+    return None if math.isnan(m) else m
+
+
+def validate_row(res: dict, allowed=CHECK_STATUSES) -> dict:
+    """Check one row against the contract; returns a normalised copy (plain str status, NaN margin -> None).
+
+    Raises ``ValueError`` naming what is wrong: a missing key, an id that is not a slug, a
+    status outside ``allowed``, a margin that is not a number, an n_cases that is not an int.
+    """
+    missing = [k for k in ROW_KEYS if k not in res]
+    if missing:
+        raise ValueError(f"check row {res.get('id', res.get('claim', '?'))!r} lacks {missing}; "
+                         f"every row needs {list(ROW_KEYS)} (see experiments/_checks.py)")
+    rid = res["id"]
+    if not isinstance(rid, str) or not ID_PATTERN.match(rid):
+        raise ValueError(f"check row id {rid!r} is not a slug (lower case, digits, underscores)")
+    status = res["status"]
+    values = [str(Status(s).value) for s in allowed]
+    if isinstance(status, Status):
+        status = status.value
+    if status not in values:
+        raise ValueError(f"check row {rid!r}: unknown status {status!r}; expected one of {values}")
+    margin = res["margin"]
+    if margin is not None and not isinstance(margin, (int, float)) and not hasattr(margin, "item"):
+        raise ValueError(f"check row {rid!r}: margin {margin!r} is not a number or None")
+    n = res["n_cases"]
+    if isinstance(n, bool) or int(n) != n or int(n) < 0:
+        raise ValueError(f"check row {rid!r}: n_cases {n!r} is not a non-negative int")
+    for key in ("claim", "source", "unit", "details"):
+        if not isinstance(res[key], str):
+            raise ValueError(f"check row {rid!r}: {key} must be a str, got {type(res[key]).__name__}")
+    out = dict(res)
+    out.update(status=status, margin=_margin(margin), n_cases=int(n))
+    return out
+
+
+def row(id: str, claim: str, source: str, status, margin, unit: str, n_cases: int, details: str) -> dict:
+    """One check row (validated; a NaN margin becomes None)."""
+    return validate_row(dict(id=id, claim=claim, source=source, status=status, margin=margin, unit=unit,
+                             n_cases=n_cases, details=details))
