@@ -54,11 +54,17 @@ def passed(ok: bool) -> Status:
     return Status.PASS if ok else Status.FAIL
 
 
-def _margin(margin) -> float | None:
+def _margin(margin, rid) -> float | None:
+    """NaN (nothing to measure) -> None; +-inf is refused: a margin must be a finite number of its unit."""
     if margin is None:
         return None
     m = float(margin)
-    return None if math.isnan(m) else m
+    if math.isnan(m):
+        return None
+    if math.isinf(m):
+        raise ValueError(f"check row {rid!r}: margin {m} is not finite; clip the quantities it is computed "
+                         "from (e.g. at a stated floor) so that it says by how much the claim holds or fails")
+    return m
 
 
 def validate_row(res: dict, allowed=CHECK_STATUSES) -> dict:
@@ -90,7 +96,7 @@ def validate_row(res: dict, allowed=CHECK_STATUSES) -> dict:
         if not isinstance(res[key], str):
             raise ValueError(f"check row {rid!r}: {key} must be a str, got {type(res[key]).__name__}")
     out = dict(res)
-    out.update(status=status, margin=_margin(margin), n_cases=int(n))
+    out.update(status=status, margin=_margin(margin, rid), n_cases=int(n))
     return out
 
 

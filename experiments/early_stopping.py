@@ -99,7 +99,7 @@ def check(records, config: Config) -> list[dict]:
         return [{"id": "early_stopped_ft_loses", "unit": "decades: log10(min_t L_ood_FT / L_ood_LP)",
                  "claim": CLAIM, "source": SOURCE, "status": "not_applicable", "margin": None,
                  "n_cases": 0, "details": "no records"}]
-    lr = np.log10(s["ratio"].astype(float))
+    lr = np.log10(s["ratio"].astype(float).clip(lower=1e-300, upper=1e300))  # finite margins
     w = s.loc[lr.idxmin()]
     n_fail = int((lr <= 0).sum())
     med_t = float(np.median(s["t"]))

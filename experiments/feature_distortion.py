@@ -130,7 +130,7 @@ def check(records, config: Config) -> list[dict]:
     # (1) FT: ID feature change > OOD feature change at every t > 0.
     ft = df[(df.method == "ft") & (df.t > 0)]
     piv = ft.pivot_table(index=["seed", "eps_nominal", "t"], columns="inputs", values="feature_change")
-    ratio = np.log10(piv["id"] / piv["ood"])
+    ratio = np.log10(piv["id"].clip(lower=1e-300) / piv["ood"].clip(lower=1e-300))  # finite margins
     ok = bool(np.all(ratio > 0)) and len(ratio) > 0
     tinf = piv.xs(np.inf, level="t")
     out.append(dict(
@@ -146,7 +146,7 @@ def check(records, config: Config) -> list[dict]:
     pv_all = end.pivot_table(index=["seed", "eps_nominal"], columns="method", values="feature_change")
     r_all = pv_all["ft"] / pv_all["lpft"]
     r = r_all[r_all.index.get_level_values("eps_nominal") <= config.small_eps * (1 + 1e-12)]
-    lr = np.log10(r) - np.log10(config.min_ratio)
+    lr = np.log10(r.clip(lower=1e-300, upper=1e300)) - np.log10(config.min_ratio)  # finite margins
     ok = len(r) > 0 and bool(np.all(lr >= 0))
     by_eps = r_all.groupby(level="eps_nominal").min()
     lpft_fc = pv_all["lpft"].groupby(level="eps_nominal").mean()

@@ -141,7 +141,7 @@ def check(records, config: Config) -> list[dict]:
     end = df[df.t == np.inf]
     piv = end.pivot_table(index=["beta", "angle"], columns="method", values="ood_err_e2")
     cosp = end.groupby(["beta", "angle"]).cos_Rstar_Sperp.first()
-    diff = np.log10(piv["ft"] / piv["lp"].clip(lower=1e-300))
+    diff = np.log10(piv["ft"].clip(lower=1e-300) / piv["lp"].clip(lower=1e-300))  # finite, no log10(0)
     small = np.abs(piv.index.get_level_values("angle")) <= config.small_angle * (1 + 1e-12)
     groups = (
         ("ft_worse_ood_small_angle", "FT's OOD error along e2 at t = inf exceeds LP's (w* has an OOD component, "

@@ -266,6 +266,8 @@ def test_row_helper_validates_and_normalises():
         row("Bad Id", "c", "s", "pass", 1.0, "u", 1, "d")
     with pytest.raises(ValueError, match="unknown status"):
         validate_row(dict(r, status="verified"))
+    with pytest.raises(ValueError, match="not finite"):  # JSON cannot hold it; the report must not crash
+        validate_row(dict(r, margin=-np.inf))
     assert str(Status.UNEXPECTED_PASS) == "unexpected_pass" and Status("finding") is Status.FINDING
 
 
