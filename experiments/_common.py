@@ -348,11 +348,12 @@ def executor_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser
 
 
 def _description(doc: str) -> str:
-    """A module docstring for --help: without the internal ``(issue N)`` references."""
+    """A module docstring for --help: without the internal ``(issue N §M)`` references."""
     import re
-    text = re.sub(r"\s*\((?:see )?issues? #?\d+(?:, #?\d+)*\)", "", doc or "")
-    text = re.sub(r",\s*issues? #?\d+(?:, #?\d+)*(?=\))", "", text)
-    return re.sub(r"\s+(?:of|in|from|for) issues? #?\d+(?:, #?\d+)*", "", text)
+    ref = r"issues? #?\d+(?:\s*§\s*[\d.]+)?(?:(?:,| and) #?\d+(?:\s*§\s*[\d.]+)?)*"
+    text = re.sub(r"\s*\((?:see )?" + ref + r"\)", "", doc or "")
+    text = re.sub(r",\s*" + ref + r"(?=\))", "", text)
+    return re.sub(r"\s+(?:of|in|from|for) " + ref, "", text)
 
 
 def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") -> list[dict]:

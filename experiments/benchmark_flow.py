@@ -1,94 +1,425 @@
-"""Benchmark: ``simulate_batch`` vs a naive full-state ``scipy.integrate.solve_ivp`` loop.
+"""Benchmark: ``simulate_batch`` against scipy, cold and warm, on 1 and all cores, and on a GPU.
 
-200 FT problems (d=100, k=5, m=40, n=60), t in [0, 100], both at the same tolerances
-(rtol=1e-10, atol=1e-12, DOP853 for the baseline), in one process. Prints the speed
-ratio (baseline seconds per problem / ours), with and without JIT compilation, the
-invariant drift of both, and the agreement of both with a tight reference
-(rtol=1e-12, atol=1e-16) on a few problems. Writes a JSON record to --out.
+FT problems (default d=100, k=5, m=40, n=60; t = 0, 5, ..., 100), all solvers at the same
+tolerances (rtol=1e-10, atol=1e-12). Phases, each printed with its wall time:
 
-    python -m experiments.benchmark_flow            # full (about 2 minutes)
-    python -m experiments.benchmark_flow --quick    # 20 baseline problems
+* ``first_call``: the process's first ``simulate_batch`` call (2 problems; compiles the
+  solver, or loads it from the persistent compilation cache).
+* ``new_size``: a 20-problem call, a batch size not seen before, after that warm-up;
+  ``warm``: the same 20 problems again.
+* ``cold_process``: a fresh Python process whose first call is the 20 problems, with an
+  empty compilation cache (true compile cost) and with the shared persistent cache.
+* ``naive``: the naive full-state loop (``scipy.integrate.solve_ivp``, DOP853, state
+  (v, B) of size k + k d, one problem after another; :mod:`twolayer.reference`).
+* ``lsoda``: the smartest scipy peer: the same reduced coordinates as the project
+  (v, G) with G = B Q_S in R^{k x m} (THEORY.md §1: B moves only inside S), LSODA with
+  the analytic Jacobian, written here independently of :mod:`twolayer.flow`.
+* ``accuracy``: the error of every solver against a tight full-state reference
+  (DOP853, rtol=1e-12, atol=1e-16) on a few problems.
+* ``cores``: the 20 problems on 1 worker thread and on every core (``workers``).
+* ``gpu`` (with ``--gpu-problems N``): problems per minute for N problems with
+  ``batching="vmap"`` and ``"map"`` on jax's default device (a GPU when jax sees one;
+  on a CPU the numbers are labelled as such).
+
+Speed-ups compare wall time for the same 20 problems (peers timed on ``--baseline``
+problems and scaled per problem). Prints a table and writes ``benchmark_flow.json`` to
+``--out``. Examples::
+
+    python -m experiments.benchmark_flow --quick --out results/bench
+    python -m experiments.benchmark_flow --gpu-problems 10000 --out results/bench_gpu
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from experiments._common import DEFAULT_RESULTS, add_common_args, atomic_write_text, git_revision, package_versions
+
+NAME = "benchmark_flow"
+SHAPE = dict(d=100, k=5, m=40, n=60)
+RTOL, ATOL = 1e-10, 1e-12
+REF_RTOL, REF_ATOL = 1e-12, 1e-16
+#: Accuracy requirement: every solver's relative error (of the change B(t) - B0 and of v)
+#: against the tight reference must be below this, or the comparison is not "the same accuracy".
+ACCURACY_TOL = 1e-6
+
+
+# ----------------------------------------------------------------------------- problems
+def make_problems(seed: int, start: int, count: int, shape: dict) -> list:
+    """``count`` FT problems; problem i has seed ``seed * 100_000 + start + i`` (base seed S)."""
+    import twolayer as tl
+    return [tl.make_problem(seed * 100_000 + start + i, **shape, eps=0.1, shift="large",
+                            head_init="gaussian", head_scale=0.5) for i in range(count)]
+
+
+def time_grid(t_max: float = 100.0, n_times: int = 21) -> np.ndarray:
+    return np.linspace(0.0, t_max, n_times)
+
+
+# ----------------------------------------------------------------------------- the scipy peer
+def reduced_coordinates(problem):
+    """(s2, sc, Q_S, G0) with X = U_m diag(s) Q_S^T, sc = s * (U_m^T y), G0 = B0 Q_S.
+
+    The loss is ||diag(s) G^T v - U_m^T y||^2 + const for B = B0 P_Sperp + G Q_S^T
+    (THEORY.md §1), so with r = s2 * (G^T v) - sc the FT flow is
+    dv/dt = -2 G r, dG/dt = -2 v r^T.
+    """
+    X, y = np.asarray(problem.X, float), np.asarray(problem.y, float)
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    m = problem.m
+    U, s, Q = U[:, :m], s[:m], Vt[:m].T
+    return s * s, s * (U.T @ y), Q, np.asarray(problem.B0, float) @ Q
+
+
+def reduced_field(s2, sc, k: int, m: int):
+    """(rhs, jac) of the reduced FT flow in z = (v, G.ravel()) (see :func:`reduced_coordinates`)."""
+    eye_k = np.eye(k)
+
+    def split(z):
+        return z[:k], z[k:].reshape(k, m)
+
+    def rhs(t, z):
+        v, G = split(z)
+        r = s2 * (G.T @ v) - sc
+        return np.concatenate([-2.0 * (G @ r), (-2.0 * np.outer(v, r)).ravel()])
+
+    def jac(t, z):
+        v, G = split(z)
+        r = s2 * (G.T @ v) - sc
+        Gs = G * s2                                        # G diag(s2)
+        J = np.empty((k + k * m, k + k * m))
+        J[:k, :k] = -2.0 * Gs @ G.T                        # d f_v / d v
+        # d f_v_i / d G_pq = -2 (delta_ip r_q + G_iq s2_q v_p)
+        J[:k, k:] = -2.0 * (np.einsum("ip,q->ipq", eye_k, r) + np.einsum("iq,p->ipq", Gs, v)).reshape(k, k * m)
+        # d f_G_ij / d v_p = -2 (delta_ip r_j + v_i s2_j G_pj)
+        J[k:, :k] = -2.0 * (np.einsum("ip,j->ijp", eye_k, r) + np.einsum("i,pj->ijp", v, Gs)).reshape(k * m, k)
+        # d f_G_ij / d G_pq = -2 v_i v_p s2_j delta_jq
+        J[k:, k:] = -2.0 * np.einsum("ip,jq->ijpq", np.outer(v, v), np.diag(s2)).reshape(k * m, k * m)
+        return J
+
+    return rhs, jac
+
+
+def lsoda_peer(problem, ts, rtol: float = RTOL, atol: float = ATOL):
+    """FT flow in reduced coordinates with LSODA and the analytic Jacobian.
+
+    Returns (v (T, k), B (T, k, d), nfev, njev). Failure raises RuntimeError.
+    """
+    from scipy.integrate import solve_ivp
+    s2, sc, Q, G0 = reduced_coordinates(problem)
+    k, m = G0.shape
+    rhs, jac = reduced_field(s2, sc, k, m)
+    z0 = np.concatenate([np.asarray(problem.v0, float), G0.ravel()])
+    sol = solve_ivp(rhs, (float(ts[0]), float(ts[-1])), z0, method="LSODA", jac=jac, t_eval=ts,
+                    rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"LSODA failed: {sol.message}")
+    v = sol.y[:k].T
+    G = sol.y[k:].T.reshape(len(ts), k, m)
+    B = problem.B0[None] + np.einsum("tkm,dm->tkd", G - G0[None], Q)   # B0 + (G - G0) Q_S^T
+    return v, B, int(sol.nfev), int(sol.njev)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _flow_options(**wanted) -> dict:
+    """The subset of ``wanted`` simulate_batch accepts in this version of twolayer."""
+    import twolayer as tl
+    from twolayer import flow
+    params = inspect.signature(tl.simulate_batch).parameters
+    fields = getattr(getattr(flow, "FlowConfig", None), "_fields", ())
+    return {k: v for k, v in wanted.items()
+            if k in params or (k in fields and any(p.kind == p.VAR_KEYWORD for p in params.values()))}
+
+
+def _compiles():
+    from twolayer import flow
+    fn = getattr(flow, "compile_count", None)
+    return fn() if fn else None
+
+
+def _batch(problems, ts, **opts):
+    import twolayer as tl
+    t0 = time.perf_counter()
+    out = tl.simulate_batch(problems, "ft", ts, rtol=RTOL, atol=ATOL, **_flow_options(**opts))
+    return out, time.perf_counter() - t0
+
+
+def _rel_err(v, B, ref, B0) -> float:
+    """max over times of |(v, B - B0) - ref| relative to the reference's max |(v, B - B0)|."""
+    dB, dBr = np.asarray(B) - B0[None], ref.B - B0[None]
+    scale = max(np.max(np.abs(dBr)), np.max(np.abs(ref.v)))
+    return float(max(np.max(np.abs(dB - dBr)), np.max(np.abs(np.asarray(v) - ref.v))) / scale)
+
+
+class _Log:
+    def __init__(self, enabled: bool):
+        self.enabled, self.phases = enabled, {}
+
+    def phase(self, name: str, seconds: float, note: str = ""):
+        self.phases[name] = round(seconds, 3)
+        if self.enabled:
+            print(f"[{name}] {seconds:.2f}s {note}", file=sys.stderr, flush=True)
+
+
+_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
 import twolayer as tl
-from experiments._common import DEFAULT_RESULTS, atomic_write_text, git_revision, package_versions
-from twolayer.reference import simulate_reference
+from experiments.benchmark_flow import make_problems, time_grid, _batch
+args = json.loads(sys.argv[1])
+ps = make_problems(args["seed"], 0, args["count"], args["shape"])
+t1 = time.perf_counter()
+_, wall = _batch(ps, time_grid(args["t_max"], args["n_times"]))
+print(json.dumps({"call_s": wall, "import_and_setup_s": t1 - t0, "process_s": time.perf_counter() - t0}))
+"""
 
 
-def run(n_problems=200, n_baseline=200, n_accuracy=5, d=100, k=5, m=40, n=60, t_max=100.0,
-        n_times=21, seed=0, rtol=1e-10, atol=1e-12) -> dict:
-    ps = [tl.make_problem(seed * 100_000 + i, d=d, k=k, m=m, n=n, eps=0.1, shift="large",
-                          head_init="gaussian", head_scale=0.5) for i in range(n_problems)]
-    ts = np.linspace(0.0, t_max, n_times)
+def cold_process(seed, count, shape, t_max, n_times, cache: str | None) -> dict:
+    """Time the first call in a new process; ``cache``: a persistent-cache folder, or None
+    for the one configured (``$TWOLAYER_JAX_CACHE`` or the default)."""
+    env = dict(os.environ)
+    if cache is not None:
+        env["TWOLAYER_JAX_CACHE"] = cache
+    repo = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
+    arg = json.dumps(dict(seed=seed, count=count, shape=shape, t_max=t_max, n_times=n_times))
+    res = subprocess.run([sys.executable, "-c", _CHILD, arg], env=env, capture_output=True, text=True,
+                         timeout=900)
+    if res.returncode != 0:
+        raise RuntimeError(f"cold-process benchmark failed (exit {res.returncode}): {res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- the benchmark
+def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 2, n_baseline: int = 20,
+        n_accuracy: int = 5, t_max: float = 100.0, n_times: int = 21, cold_processes: bool = True,
+        cores: bool = True, gpu_problems: int = 0, gpu_map_problems: int = 256, gpu_chunk: int | None = None,
+        verbose: bool = True) -> dict:
+    """Run every phase (module docstring); returns the JSON-able result."""
+    import jax
+    log = _Log(verbose)
+    ts = time_grid(t_max, n_times)
+    t0 = time.perf_counter()
+    first = make_problems(seed, 10_000, n_first, shape)
+    call = make_problems(seed, 0, n_call, shape)
+    log.phase("make_problems", time.perf_counter() - t0, f"({n_first + n_call} problems)")
+    res: dict = dict(shape=shape, t_max=t_max, n_times=n_times, rtol=RTOL, atol=ATOL, seed=seed,
+                     n_call=n_call, n_first=n_first, n_baseline=n_baseline, n_accuracy=n_accuracy,
+                     cpu_count=os.cpu_count(), jax_backend=jax.default_backend(),
+                     jax_devices=[str(d) for d in jax.devices()],
+                     flow_options_supported=sorted(_flow_options(workers=1, batching="map", chunk=64, throw=False)))
+
+    c0 = _compiles()
+    _, res["seconds_first_call"] = _batch(first, ts)
+    log.phase("first_call", res["seconds_first_call"], f"({n_first} problems, compile or persistent-cache load)")
+    c1 = _compiles()
+    ours, res["seconds_new_size"] = _batch(call, ts)
+    c2 = _compiles()
+    log.phase("new_size", res["seconds_new_size"], f"({n_call} problems, batch size not seen before)")
+    ours, res["seconds_warm"] = _batch(call, ts)
+    log.phase("warm", res["seconds_warm"], f"({n_call} problems again)")
+    if c0 is not None:
+        res["compiles_first_call"], res["compiles_new_size"] = c1 - c0, c2 - c1
+    res["ours_mean_steps"] = float(np.mean([tr.stats.get("num_steps", np.nan) for tr in ours]))
+
+    if cold_processes:
+        with tempfile.TemporaryDirectory(prefix="twolayer-jax-cold-") as empty:
+            t0 = time.perf_counter()
+            res["cold_process_empty_cache"] = cold_process(seed, n_call, shape, t_max, n_times, empty)
+            log.phase("cold_process_empty_cache", time.perf_counter() - t0,
+                      f"(first call {res['cold_process_empty_cache']['call_s']:.2f}s)")
+        t0 = time.perf_counter()
+        res["cold_process_persistent_cache"] = cold_process(seed, n_call, shape, t_max, n_times, None)
+        log.phase("cold_process_persistent_cache", time.perf_counter() - t0,
+                  f"(first call {res['cold_process_persistent_cache']['call_s']:.2f}s)")
+
+    from twolayer.reference import simulate_reference
+    base = call[:n_baseline]
+    t0 = time.perf_counter()
+    naive = [simulate_reference(p, "ft", ts, rtol=RTOL, atol=ATOL) for p in base]
+    res["seconds_naive"] = time.perf_counter() - t0
+    log.phase("naive", res["seconds_naive"], f"({len(base)} problems, full-state DOP853)")
+    t0 = time.perf_counter()
+    peer = [lsoda_peer(p, ts) for p in base]
+    res["seconds_lsoda"] = time.perf_counter() - t0
+    log.phase("lsoda", res["seconds_lsoda"], f"({len(base)} problems, reduced LSODA + Jacobian)")
+    res["naive_mean_nfev"] = float(np.mean([tr.stats["nfev"] for tr in naive]))
+    res["lsoda_mean_nfev"] = float(np.mean([x[2] for x in peer]))
+    res["lsoda_mean_njev"] = float(np.mean([x[3] for x in peer]))
+
+    scale = n_call / len(base)                     # peers' time for the same n_call problems
+    for peer_name in ("naive", "lsoda"):
+        t_peer = res[f"seconds_{peer_name}"] * scale
+        res[f"seconds_{peer_name}_per_call"] = t_peer
+        for ours_name in ("new_size", "warm"):
+            res[f"speedup_{ours_name}_vs_{peer_name}"] = t_peer / res[f"seconds_{ours_name}"]
+        if cold_processes:
+            res[f"speedup_cold_process_vs_{peer_name}"] = t_peer / res["cold_process_empty_cache"]["call_s"]
+            res[f"speedup_persistent_cache_process_vs_{peer_name}"] = (
+                t_peer / res["cold_process_persistent_cache"]["call_s"])
 
     t0 = time.perf_counter()
-    ours = tl.simulate_batch(ps, "ft", ts, rtol=rtol, atol=atol)
-    t_cold = time.perf_counter() - t0
+    errs = {"ours": [], "naive": [], "lsoda": []}
+    for i, p in enumerate(base[:n_accuracy]):
+        ref = simulate_reference(p, "ft", ts, rtol=REF_RTOL, atol=REF_ATOL)
+        B0 = np.asarray(p.B0)
+        errs["ours"].append(_rel_err(ours[i].v, ours[i].B, ref, B0))
+        errs["naive"].append(_rel_err(naive[i].v, naive[i].B, ref, B0))
+        errs["lsoda"].append(_rel_err(peer[i][0], peer[i][1], ref, B0))
+    log.phase("accuracy", time.perf_counter() - t0, f"({len(errs['ours'])} problems vs rtol={REF_RTOL:g} reference)")
+    for name, e in errs.items():
+        res[f"rel_err_{name}"] = max(e)
+    res["accuracy_tol"] = ACCURACY_TOL
+    res["same_accuracy"] = all(res[f"rel_err_{n}"] < ACCURACY_TOL for n in errs)
+
+    if cores:
+        if "workers" in _flow_options(workers=1):
+            opts = dict(batching="map")
+            _, t1 = _batch(call, ts, workers=1, **opts)
+            _, tn = _batch(call, ts, workers=os.cpu_count(), **opts)
+            res["cores"] = dict(seconds_1=t1, seconds_all=tn, n_cores=os.cpu_count(), speedup=t1 / tn)
+            log.phase("cores", t1 + tn, f"(1 core {t1:.2f}s, {os.cpu_count()} cores {tn:.2f}s)")
+        else:
+            res["cores"] = "simulate_batch has no workers option in this version"
+
+    if gpu_problems:
+        res["gpu"] = gpu_phase(seed, shape, ts, gpu_problems, gpu_map_problems, gpu_chunk, log)
+    res["phase_seconds"] = log.phases
+    return res
+
+
+def gpu_phase(seed, shape, ts, n, n_map, chunk, log) -> dict:
+    """Problems per minute for ``n`` problems with vmap and map batching on jax's default device."""
+    import jax
+    out = dict(device=str(jax.devices()[0]), backend=jax.default_backend(), n_problems=n,
+               is_gpu=jax.default_backend() == "gpu")
     t0 = time.perf_counter()
-    ours = tl.simulate_batch(ps, "ft", ts, rtol=rtol, atol=atol)
-    t_warm = time.perf_counter() - t0
+    ps = make_problems(seed, 200_000, n, shape)
+    log.phase("gpu_make_problems", time.perf_counter() - t0, f"({n} problems)")
+    warm = make_problems(seed, 300_000, 3, shape)
+    for batching, count in (("vmap", n), ("map", min(n, n_map))):
+        opts = dict(batching=batching, throw=False)
+        if chunk is not None:
+            opts["chunk"] = chunk
+        if "batching" not in _flow_options(batching=batching):
+            out[batching] = "simulate_batch has no batching option in this version"
+            continue
+        _, tw = _batch(warm, ts, **opts)
+        trs, wall = _batch(ps[:count], ts, **opts)
+        failed = sum(isinstance(t, Exception) for t in trs)
+        out[batching] = dict(n_problems=count, seconds=wall, warmup_seconds=tw, failed=failed,
+                             problems_per_minute=count / wall * 60.0)
+        log.phase(f"gpu_{batching}", wall, f"({count} problems: {count / wall * 60:.3g} problems/min, "
+                                           f"{failed} failed; warm-up {tw:.2f}s)")
+    return out
 
-    t0 = time.perf_counter()
-    base = [simulate_reference(p, "ft", ts, rtol=rtol, atol=atol) for p in ps[:n_baseline]]
-    t_base = time.perf_counter() - t0
 
-    per_ours_cold, per_ours_warm = t_cold / n_problems, t_warm / n_problems
-    per_base = t_base / n_baseline
-    drift = lambda trs: [tl.invariant_drift(p, tr) for p, tr in zip(ps, trs)]
-    d_ours, d_base = drift(ours), drift(base)
+# ----------------------------------------------------------------------------- output
+def table(res: dict) -> str:
+    n = res["n_call"]
+    rows = [("first call (compile / cache load)", f"{res['seconds_first_call']:.2f} s", f"{res['n_first']} problems"),
+            (f"new batch size ({n} problems)", f"{res['seconds_new_size']:.2f} s",
+             f"compiles: {res.get('compiles_new_size', 'n/a')}"),
+            (f"warm ({n} problems)", f"{res['seconds_warm']:.2f} s", f"mean steps {res['ours_mean_steps']:.0f}")]
+    for key, label in (("cold_process_empty_cache", "new process, empty compile cache"),
+                       ("cold_process_persistent_cache", "new process, persistent cache")):
+        if key in res:
+            rows.append((label, f"{res[key]['call_s']:.2f} s", f"process total {res[key]['process_s']:.1f} s"))
+    for peer, label in (("naive", "naive full-state DOP853 loop"), ("lsoda", "reduced LSODA + Jacobian")):
+        rows.append((f"{label} ({n} problems)", f"{res[f'seconds_{peer}_per_call']:.2f} s",
+                     f"timed on {res['n_baseline']}; speed-up new size {res[f'speedup_new_size_vs_{peer}']:.1f}x, "
+                     f"warm {res[f'speedup_warm_vs_{peer}']:.1f}x"
+                     + (f", cold process {res[f'speedup_cold_process_vs_{peer}']:.1f}x"
+                        if f"speedup_cold_process_vs_{peer}" in res else "")))
+    rows.append(("rel. error vs reference", f"ours {res['rel_err_ours']:.1e}",
+                 f"naive {res['rel_err_naive']:.1e}, lsoda {res['rel_err_lsoda']:.1e} "
+                 f"({'all' if res['same_accuracy'] else 'NOT all'} < {res['accuracy_tol']:g})"))
+    if isinstance(res.get("cores"), dict):
+        c = res["cores"]
+        rows.append((f"1 vs {c['n_cores']} cores ({n} problems)", f"{c['speedup']:.2f}x",
+                     f"{c['seconds_1']:.2f} s vs {c['seconds_all']:.2f} s"))
+    if "gpu" in res:
+        g = res["gpu"]
+        for b in ("vmap", "map"):
+            if isinstance(g.get(b), dict):
+                rows.append((f"{g['backend']} {b}: {g[b]['n_problems']} problems", f"{g[b]['seconds']:.2f} s",
+                             f"{g[b]['problems_per_minute']:.3g} problems/min, {g[b]['failed']} failed"))
+    w = max(len(r[0]) for r in rows)
+    v = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{w}}  {b:>{v}}  {c}" for a, b, c in rows)
 
-    acc_ours, acc_base = [], []
-    for p, o, b in list(zip(ps, ours, base))[:n_accuracy]:
-        ref = simulate_reference(p, "ft", ts, rtol=1e-12, atol=1e-16)
-        rel = lambda tr: float(np.max(np.abs(tr.B - ref.B)) / np.max(np.abs(ref.B)))
-        acc_ours.append(rel(o))
-        acc_base.append(rel(b))
 
-    return dict(
-        n_problems=n_problems, n_baseline=n_baseline, d=d, k=k, m=m, n=n, t_max=t_max, rtol=rtol,
-        atol=atol, seconds_ours_cold=t_cold, seconds_ours_warm=t_warm, seconds_baseline=t_base,
-        per_problem_ours_cold=per_ours_cold, per_problem_ours_warm=per_ours_warm,
-        per_problem_baseline=per_base,
-        speedup_cold=per_base / per_ours_cold, speedup_warm=per_base / per_ours_warm,
-        ours_max_steps=max(tr.stats["num_steps"] for tr in ours),
-        ours_mean_steps=float(np.mean([tr.stats["num_steps"] for tr in ours])),
-        baseline_mean_nfev=float(np.mean([tr.stats["nfev"] for tr in base])),
-        i1_abs_ours=max(x.i1_abs for x in d_ours), i1_abs_baseline=max(x.i1_abs for x in d_base),
-        i2_rel_ours=max(x.i2_rel for x in d_ours), i2_rel_baseline=max(x.i2_rel for x in d_base),
-        rel_err_B_ours=max(acc_ours), rel_err_B_baseline=max(acc_base),
-    )
+def _shape(text: str) -> dict:
+    try:
+        d, k, m, n = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected D,K,M,N (four integers), got {text!r}") from None
+    return dict(d=d, k=k, m=m, n=n)
+
+
+def _nonneg(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=f"python -m experiments.{NAME}", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap, results=None, force=False, executor=False,
+                    quick_help="peers timed on 3 problems, accuracy on 2 (under 2 min on 2 quiet CPU cores)")
+    ap.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help=f"folder for {NAME}.json, created if missing (default {DEFAULT_RESULTS.parent})")
+    ap.add_argument("--problems", type=_nonneg, default=20, metavar="N",
+                    help="problems in the new-size / warm call (default 20)")
+    ap.add_argument("--baseline", type=_nonneg, default=None, metavar="N",
+                    help="problems the scipy peers are timed on (default 20, --quick 3)")
+    ap.add_argument("--accuracy", type=_nonneg, default=None, metavar="N",
+                    help="problems checked against the tight reference (default 5, --quick 2)")
+    ap.add_argument("--shape", type=_shape, default=SHAPE, metavar="D,K,M,N",
+                    help="problem size d,k,m,n (default 100,5,40,60)")
+    ap.add_argument("--no-cold-process", action="store_true",
+                    help="skip the two fresh-process measurements (each imports jax anew)")
+    ap.add_argument("--no-cores", action="store_true", help="skip the 1-vs-all-cores measurement")
+    ap.add_argument("--gpu-problems", type=_nonneg, default=0, metavar="N",
+                    help="measure problems/minute for N problems with vmap and map batching on jax's "
+                         "default device (a GPU when jax sees one; 0 = skip, the default)")
+    ap.add_argument("--gpu-map-problems", type=_nonneg, default=256, metavar="N",
+                    help="at most this many problems for map batching in the GPU phase (default 256)")
+    ap.add_argument("--gpu-chunk", type=_nonneg, default=None, metavar="N",
+                    help="problems per vmapped chunk in the GPU phase (default: simulate_batch's)")
+    return ap
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m experiments.benchmark_flow", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="baseline on 20 problems only")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None)
+    ap = build_parser()
     args = ap.parse_args(argv)
-    res = run(n_baseline=20 if args.quick else 200, seed=args.seed)
-    res.update(seed=args.seed, versions=package_versions(), git_revision=git_revision())
-    print(f"simulate_batch: {res['n_problems']} problems in {res['seconds_ours_warm']:.2f}s warm "
-          f"({res['seconds_ours_cold']:.2f}s with JIT compile); mean steps {res['ours_mean_steps']:.0f}")
-    print(f"solve_ivp DOP853 full state: {res['n_baseline']} problems in {res['seconds_baseline']:.1f}s "
-          f"(mean {res['baseline_mean_nfev']:.0f} rhs evaluations)")
-    print(f"speed-up per problem: {res['speedup_warm']:.1f}x warm, {res['speedup_cold']:.1f}x incl. compile")
-    print(f"I1 drift (abs): ours {res['i1_abs_ours']:.2e}, baseline {res['i1_abs_baseline']:.2e}")
-    print(f"I2 drift (rel): ours {res['i2_rel_ours']:.2e}, baseline {res['i2_rel_baseline']:.2e}")
-    print(f"rel. error of B vs rtol=1e-12 reference: ours {res['rel_err_B_ours']:.2e}, "
-          f"baseline {res['rel_err_B_baseline']:.2e}")
-    out = Path(args.out or DEFAULT_RESULTS.parent) / "benchmark_flow.json"
+    baseline = args.baseline if args.baseline is not None else (3 if args.quick else 20)
+    accuracy = args.accuracy if args.accuracy is not None else (2 if args.quick else 5)
+    if not 1 <= baseline <= args.problems or not 1 <= accuracy <= baseline:
+        ap.error(f"need 1 <= --accuracy ({accuracy}) <= --baseline ({baseline}) <= --problems ({args.problems})")
+    t0 = time.perf_counter()
+    res = run(seed=args.seed, shape=args.shape, n_call=args.problems, n_baseline=baseline, n_accuracy=accuracy,
+              cold_processes=not args.no_cold_process, cores=not args.no_cores,
+              gpu_problems=args.gpu_problems, gpu_map_problems=args.gpu_map_problems, gpu_chunk=args.gpu_chunk)
+    res.update(quick=args.quick, total_seconds=time.perf_counter() - t0, versions=package_versions(),
+               git_revision=git_revision(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    print(table(res))
+    out = Path(args.out or DEFAULT_RESULTS.parent) / f"{NAME}.json"
     atomic_write_text(out, json.dumps(res, indent=2, default=str))
-    print(f"-> {out}")
+    print(f"total {res['total_seconds']:.1f}s -> {out}")
     return res
 
 

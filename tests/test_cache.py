@@ -114,3 +114,16 @@ def test_config_hash_is_stable_and_sensitive():
 def test_load_records_without_cache_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m experiments.nothing"):
         load_records("nothing", out=tmp_path)
+
+
+def test_atomic_write_gives_normal_file_permissions(tmp_path):
+    """Written files are readable like normally created ones (0666 minus the umask), not mkstemp's 0600."""
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "r.json", "{}")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "r.json").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777 == 0o644

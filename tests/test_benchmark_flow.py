@@ -1,0 +1,52 @@
+"""experiments.benchmark_flow at tiny scale on the CPU: every phase runs, the JSON has its keys,
+all solvers reach the stated accuracy, and the scipy peer's analytic Jacobian is right."""
+
+import json
+
+import numpy as np
+
+import twolayer as tl
+from experiments import benchmark_flow as bf
+
+
+def test_reduced_peer_jacobian_matches_finite_differences():
+    p = tl.make_problem(3, d=12, k=2, m=4, n=6, eps=0.1, shift="large", head_init="gaussian")
+    s2, sc, Q, G0 = bf.reduced_coordinates(p)
+    k, m = G0.shape
+    rhs, jac = bf.reduced_field(s2, sc, k, m)
+    z = np.concatenate([p.v0, (G0 + 0.1 * np.random.default_rng(0).standard_normal(G0.shape)).ravel()])
+    h = 1e-6
+    fd = np.stack([(rhs(0, z + h * e) - rhs(0, z - h * e)) / (2 * h) for e in np.eye(z.size)], axis=1)
+    assert np.max(np.abs(fd - jac(0, z))) < 1e-7 * max(1.0, np.max(np.abs(fd)))
+    # the reduced loss is the full loss (y lies in rowspace(X) here, so the constant is 0)
+    v, G = z[:k], z[k:].reshape(k, m)
+    B = p.B0 + (G - G0) @ Q.T
+    full = np.sum((p.X @ B.T @ v - p.y) ** 2)
+    assert abs(full - np.sum((s2 * (G.T @ v) - sc) ** 2 / s2)) < 1e-10 * max(1.0, full)
+
+
+def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, capsys):
+    res = bf.main(["--shape", "12,2,4,6", "--problems", "3", "--baseline", "2", "--accuracy", "1",
+                   "--no-cold-process", "--gpu-problems", "3", "--gpu-map-problems", "2",
+                   "--seed", "1", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "benchmark_flow.json").read_text())
+    for key in ["seconds_first_call", "seconds_new_size", "seconds_warm", "seconds_naive", "seconds_lsoda",
+                "speedup_new_size_vs_naive", "speedup_new_size_vs_lsoda", "speedup_warm_vs_naive",
+                "speedup_warm_vs_lsoda", "rel_err_ours", "rel_err_naive", "rel_err_lsoda", "same_accuracy",
+                "cores", "gpu", "phase_seconds", "versions", "git_revision", "seed", "jax_backend"]:
+        assert key in saved, key
+    assert saved["seed"] == 1 and saved["n_call"] == 3
+    for name in ("ours", "naive", "lsoda"):
+        assert 0 <= saved[f"rel_err_{name}"] < bf.ACCURACY_TOL, (name, saved[f"rel_err_{name}"])
+    assert saved["same_accuracy"] is True
+    assert all(saved[k] > 0 for k in ("speedup_new_size_vs_naive", "speedup_warm_vs_lsoda"))
+    gpu = saved["gpu"]
+    assert gpu["is_gpu"] == (gpu["backend"] == "gpu")
+    for batching, n in (("vmap", 3), ("map", 2)):
+        if isinstance(gpu[batching], dict):
+            assert gpu[batching]["n_problems"] == n and gpu[batching]["failed"] == 0
+            assert gpu[batching]["problems_per_minute"] > 0
+    assert {"first_call", "new_size", "warm", "naive", "lsoda", "accuracy"} <= set(saved["phase_seconds"])
+    out = capsys.readouterr().out
+    assert "reduced LSODA" in out and "benchmark_flow.json" in out
+    assert res["rel_err_ours"] == saved["rel_err_ours"]

@@ -1,0 +1,139 @@
+"""Sweeps on Dask distributed: a real LocalCluster of 2 worker processes gives the serial run's
+records, caches each finished unit once, and a killed worker loses nothing that finished."""
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
+
+from experiments import _common  # noqa: E402
+from experiments._common import run_sweep, sweep_dir  # noqa: E402
+from experiments._executor import DaskExecutor, LocalExecutor, SweepError  # noqa: E402
+
+N_UNITS = 8
+
+
+@dataclass(frozen=True)
+class Cfg:
+    seed: int = 0
+    scale: float = 1.5
+
+
+def _log(log_dir: Path, unit) -> None:
+    (Path(log_dir) / f"{unit['i']}-{os.getpid()}-{time.monotonic_ns()}").touch()
+
+
+def _calls(log_dir: Path) -> list[int]:
+    return sorted(int(p.name.split("-")[0]) for p in Path(log_dir).iterdir())
+
+
+def compute(cfg: Cfg, log_dir, kill_marker, unit) -> list[dict]:
+    """A tiny float64 unit (module level, so it pickles); kills its worker process on request."""
+    import numpy as np
+    _log(log_dir, unit)
+    if unit["i"] == 5 and kill_marker is not None and Path(kill_marker).exists():
+        time.sleep(0.3)                      # let the other worker finish some units first
+        if Path(kill_marker).read_text() == "once":
+            Path(kill_marker).unlink()
+        os._exit(1)                          # the worker process dies mid-unit
+    rng = np.random.default_rng([cfg.seed, unit["i"]])
+    x = rng.standard_normal(50) * cfg.scale
+    time.sleep(0.05)
+    return [dict(t=t, value=float(np.sum(np.sin(x * t))), norm=float(np.linalg.norm(x)))
+            for t in range(3)]
+
+
+def _units():
+    return [dict(i=i) for i in range(N_UNITS)]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # One retry after a worker death, so that a unit that always kills its worker fails fast.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        ex = DaskExecutor(workers=2).start()
+    yield ex
+    ex.close()
+
+
+def _count_unit_writes(monkeypatch) -> list[str]:
+    writes = []
+    real = _common.atomic_write_text
+
+    def counting(path, text):
+        if Path(path).parent.name == "units":
+            writes.append(Path(path).name)
+        return real(path, text)
+
+    monkeypatch.setattr(_common, "atomic_write_text", counting)
+    return writes
+
+
+def test_dask_records_equal_serial_and_each_unit_written_once(cluster, tmp_path, monkeypatch):
+    (tmp_path / "log_l").mkdir(), (tmp_path / "log_d").mkdir()
+    serial = run_sweep("toy", Cfg(), _units(), partial(compute, Cfg(), tmp_path / "log_l", None),
+                       tmp_path / "local", progress=False, executor=LocalExecutor())
+    writes = _count_unit_writes(monkeypatch)
+    dist = run_sweep("toy", Cfg(), _units(), partial(compute, Cfg(), tmp_path / "log_d", None),
+                     tmp_path / "dask", progress=False, executor=cluster)
+    assert dist == serial and len(dist) == 3 * N_UNITS
+    assert sorted(writes) == sorted(set(writes)) and len(writes) == N_UNITS
+    assert _calls(tmp_path / "log_d") == list(range(N_UNITS))
+    pids = {p.name.split("-")[1] for p in (tmp_path / "log_d").iterdir()}
+    assert str(os.getpid()) not in pids                 # computed on the workers, not here
+    meta = json.loads((sweep_dir("toy", Cfg(), tmp_path / "dask") / "meta.json").read_text())
+    assert meta["executor"] == "dask" and meta["n_cached_units"] == 0
+    a = (sweep_dir("toy", Cfg(), tmp_path / "local") / "records.csv").read_text()
+    assert a == (sweep_dir("toy", Cfg(), tmp_path / "dask") / "records.csv").read_text()
+
+
+def test_killed_worker_is_replaced_and_the_sweep_completes(cluster, tmp_path, monkeypatch):
+    (tmp_path / "log").mkdir()
+    marker = tmp_path / "kill"
+    marker.write_text("once")
+    writes = _count_unit_writes(monkeypatch)
+    recs = run_sweep("toy", Cfg(), _units(), partial(compute, Cfg(), tmp_path / "log", marker),
+                     tmp_path / "out", progress=False, executor=cluster)
+    calls = _calls(tmp_path / "log")
+    assert not marker.exists()                          # the worker did die
+    assert calls.count(5) == 2                          # unit 5 ran again on a live worker ...
+    assert [c for c in calls if c != 5] == [i for i in range(N_UNITS) if i != 5]  # ... nothing else did
+    assert len(writes) == N_UNITS == len(set(writes))   # every unit cached exactly once
+    (tmp_path / "ref_log").mkdir()
+    ref = run_sweep("toy", Cfg(), _units(), partial(compute, Cfg(), tmp_path / "ref_log", None),
+                    tmp_path / "ref", progress=False, executor=LocalExecutor())
+    assert recs == ref
+
+
+def test_unit_that_keeps_killing_workers_fails_alone_and_a_rerun_computes_only_it(cluster, tmp_path):
+    (tmp_path / "log").mkdir()
+    marker = tmp_path / "kill"
+    marker.write_text("always")
+    with pytest.raises(SweepError, match="rerun computes only the missing"):
+        run_sweep("toy", Cfg(), _units(), partial(compute, Cfg(), tmp_path / "log", marker),
+                  tmp_path / "out", progress=False, executor=cluster)
+    udir = sweep_dir("toy", Cfg(), tmp_path / "out") / "units"
+    finished = {json.loads(p.read_text())["unit"]["i"] for p in udir.glob("*.json")}
+    assert 5 not in finished and len(finished) >= N_UNITS - 3   # only units on the dead worker are lost
+    marker.unlink()
+    (tmp_path / "log2").mkdir()
+    recs = run_sweep("toy", Cfg(), _units(), partial(compute, Cfg(), tmp_path / "log2", None),
+                     tmp_path / "out", progress=False, executor=cluster)
+    assert set(_calls(tmp_path / "log2")) == set(range(N_UNITS)) - finished   # nothing finished is redone
+    assert len(_calls(tmp_path / "log2")) == N_UNITS - len(finished)
+    assert sorted({r["i"] for r in recs}) == list(range(N_UNITS)) and len(recs) == 3 * N_UNITS
+
+
+def test_missing_distributed_is_a_clear_error(monkeypatch):
+    import sys
+    from twolayer.errors import TwoLayerInputError
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(TwoLayerInputError, match=r"pip install"):
+        DaskExecutor(workers=1).start()
