@@ -141,18 +141,26 @@ def _run_experiment(name, quick, seed, cache, force, figures, fig_dir, out, log)
     mod = importlib.import_module(f"experiments.{name}")
     config = mod.Config.quick(seed) if quick else mod.Config.full(seed)
     records = mod.run(config, out=cache, force=force, progress=False)
-    results = mod.check(pd.DataFrame.from_records(records), config)
-    figure = None
-    if figures:
-        fmod = importlib.import_module(f"figures.{mod.FIGURE}")
-        paths = fmod.main(cache, fig_dir)
-        figure = str(Path(paths[0]).resolve().relative_to(Path(out).resolve())) if paths else None
-    return apply_findings(name, results, getattr(mod, "FINDINGS", {}), figure)
+    rows = apply_findings(name, mod.check(pd.DataFrame.from_records(records), config),
+                          getattr(mod, "FINDINGS", {}))
+    if figures:  # a figure that fails is an error row of its own; it does not hide the claims' rows
+        try:
+            fmod = importlib.import_module(f"figures.{mod.FIGURE}")
+            paths = fmod.main(cache, fig_dir)
+            figure = str(Path(paths[0]).resolve().relative_to(Path(out).resolve())) if paths else None
+        except Exception as exc:  # noqa: BLE001 - reported, never swallowed
+            return rows + [dict(_error_row(name, exc, f"could not draw figure {mod.FIGURE}"), id="figure_error")]
+        for r in rows:
+            r["figure"] = r["figure"] or figure
+    return rows
 
 
 def _empirical_rows(results_dir: Path, figures, fig_dir, out) -> list[dict]:
     from paper_checks.empirical import empirical_checks
-    results = [dict(r, figure=None) for r in empirical_checks(results_dir)]  # figure: only if drawn here
+    # figure: only the one drawn here. "no results yet" is paper_checks.empirical's older spelling of
+    # no_results (accepted until it returns Status.NO_RESULTS; any other status is validated as usual).
+    results = [dict(r, figure=None, status=Status.NO_RESULTS.value if r.get("status") == "no results yet"
+                    else r.get("status")) for r in empirical_checks(results_dir)]
     figure = None
     if figures and any(r.get("status") != Status.NO_RESULTS.value for r in results):
         from figures.empirical_distortion import main as draw

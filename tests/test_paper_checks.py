@@ -40,7 +40,7 @@ class _Config:
         return cls(seed)
 
 
-def _fake_experiment(name, rows, findings=None, figure=True, raises=None):
+def _fake_experiment(name, rows, findings=None, figure=True, raises=None, figure_raises=None):
     """A module with the experiment contract whose check returns ``rows`` (a list of row dicts)."""
     mod = types.ModuleType(f"experiments.{name}")
     mod.NAME, mod.FIGURE, mod.Config = name, f"fake_{name}", _Config
@@ -56,6 +56,8 @@ def _fake_experiment(name, rows, findings=None, figure=True, raises=None):
     fig = types.ModuleType(f"figures.fake_{name}")
 
     def draw(results_dir, out_dir):
+        if figure_raises:
+            raise figure_raises
         if not figure:
             return []
         os.makedirs(out_dir, exist_ok=True)
@@ -138,6 +140,25 @@ def test_raising_experiment_is_an_error_row_with_exit_1(tmp_path, fake):
     err = next(c for c in claims if c["experiment"] == "beta")
     assert err["status"] == "error" and "broken check" in err["details"]
     assert next(c for c in claims if c["experiment"] == "alpha")["status"] == "pass"
+
+
+def test_empirical_without_results_is_no_results_not_error(tmp_path, fake, monkeypatch):
+    import paper_checks.empirical as emp
+    fake({"alpha": [_r("a1")]})
+    monkeypatch.setattr(emp, "empirical_checks", lambda d: [dict(
+        id="ft_id", claim="FT beats LP on ID accuracy", source="THEORY.md §7", status="no results yet",
+        margin=None, unit="points", n_cases=0, details="no runs")])
+    assert _main(tmp_path) == 0
+    c = json.loads((tmp_path / "rep" / "report.json").read_text())["claims"][-1]
+    assert (c["experiment"], c["status"]) == ("empirical", "no_results")
+
+
+def test_failing_figure_is_an_error_row_that_keeps_the_claims(tmp_path, fake):
+    fake({"alpha": [_r("a1"), _r("a2")]}, alpha=dict(figure_raises=FileNotFoundError("no records")))
+    assert _main(tmp_path) == 1
+    claims = json.loads((tmp_path / "rep" / "report.json").read_text())["claims"]
+    assert [(c["id"], c["status"]) for c in claims if c["experiment"] == "alpha"] == [
+        ("a1", "pass"), ("a2", "pass"), ("figure_error", "error")]
 
 
 @pytest.mark.parametrize("rows, findings, message", [
