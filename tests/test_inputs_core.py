@@ -45,6 +45,15 @@ def test_make_problem_rejects_zero_data_scale():
         _raises("x_scale", tl.make_problem, 0, eps=0.1, x_scale=bad, **SHAPE)
 
 
+def test_scales_that_overflow_float64_are_rejected(p):
+    _raises("x_scale", tl.make_problem, 0, eps=0.1, x_scale=1e-170, **SHAPE)
+    _raises("w_star_norm", tl.make_problem, 0, eps=0.1, w_star_norm=1e200, **SHAPE)
+    _raises("X", tl.Problem, p.B_star, p.v_star, p.B0, 1e-170 * p.X)
+    _raises("X", tl.Problem, p.B_star, p.v_star, p.B0, 1e200 * p.X)
+    _raises("y", tl.Problem, p.B_star, p.v_star, p.B0, p.X, y=1e200 * np.ones(p.n))
+    _raises("v_star", tl.Problem, p.B_star, 1e200 * p.v_star, p.B0, p.X)
+
+
 def test_make_problem_blames_k_when_k_too_large():
     e = _raises("k", tl.make_problem, 0, d=5, k=6, m=1, n=2, eps=0.1)
     assert "d" in e.fix and "k" in e.fix
@@ -130,6 +139,8 @@ def test_problem_sigma_singular(p):
     S[0, 0] = 0.0
     e = _raises("Sigma", tl.Problem, p.B_star, p.v_star, p.B0, p.X, Sigma=S)
     assert "positive definite" in str(e)
+    S[0, 0] = 1e-300     # positive, but singular to float64 (used to be accepted)
+    _raises("Sigma", tl.Problem, p.B_star, p.v_star, p.B0, p.X, Sigma=S)
 
 
 def test_problem_misspecified_labels_allowed_and_flagged(p):

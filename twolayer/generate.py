@@ -14,6 +14,9 @@ __all__ = ["make_problem", "SHIFTS", "ood_second_moment"]
 #: Named OOD shifts: the fraction of OOD second moment that lies in S_perp.
 SHIFTS = {"large": 0.99, "small": 0.01}
 
+#: Allowed range of ``w_star_norm`` and ``x_scale`` (squares stay well inside float64).
+_SCALE_RANGE = (1e-100, 1e100)
+
 
 def _orthonormal_columns(rng: np.random.Generator, d: int, r: int) -> np.ndarray:
     """Haar-random d x r matrix with orthonormal columns."""
@@ -134,6 +137,12 @@ def make_problem(seed: int, d: int, k: int, m: int, n: int, eps: float, *,
     if not x_scale > 0:
         raise TwoLayerInputError("x_scale", f"must be > 0, got {x_scale} (x_scale = 0 gives X = 0, "
                                  "m = 0)", "pass the positive standard deviation of X inside S")
+    for name, val in (("w_star_norm", w_star_norm), ("x_scale", x_scale)):
+        if not _SCALE_RANGE[0] <= val <= _SCALE_RANGE[1]:
+            raise TwoLayerInputError(name, f"is {val:.1e}, outside [{_SCALE_RANGE[0]:g}, "
+                                     f"{_SCALE_RANGE[1]:g}]: squares (X^T X, the loss) would "
+                                     "under/overflow float64", "rescale: a scale of order 1 only "
+                                     "changes units (and the time scale)")
     if isinstance(head_init, str):
         if head_init not in ("zero", "gaussian"):
             raise TwoLayerInputError("head_init", f"unknown head_init {head_init!r}",

@@ -20,6 +20,10 @@ from .geometry import (
 
 __all__ = ["Problem"]
 
+#: Entries of X, y, v* must lie below SCALE_MAX in size (and X's largest above SCALE_MIN)
+#: so that squares (X^T X, the loss) stay inside float64.
+SCALE_MIN, SCALE_MAX = 1e-150, 1e150
+
 
 class Problem:
     """One instance of the two-layer linear setting of THEORY.md §1.
@@ -69,16 +73,26 @@ class Problem:
         n = X.shape[0]
         if n == 0:
             raise TwoLayerInputError("X", "has no rows", "pass at least one training input")
-        if not np.any(X):
+        x_max = float(np.max(np.abs(X)))
+        if x_max == 0.0:
             # rank X = 0 exactly when X = 0 (the rank tolerance is relative to sigma_max).
             raise TwoLayerInputError("X", "is all zeros, so m = 0 (m = dim rowspace(X))",
                                      "THEORY.md §1 needs 1 <= m: pass nonzero training inputs")
+        if not SCALE_MIN < x_max < SCALE_MAX:
+            raise TwoLayerInputError("X", f"has entries of size {x_max:.1e}: X^T X and the loss "
+                                     "under/overflow float64", "rescale X (rescaling X only rescales time)")
+        if not np.max(np.abs(v_star)) < SCALE_MAX:
+            raise TwoLayerInputError("v_star", f"has entries of size {np.max(np.abs(v_star)):.1e}: the "
+                                     "loss overflows float64", "rescale v_star (and y)")
         if y is None:
             y = X @ (B_star.T @ v_star)
         else:
             # Labels need not be y = X w*: a misspecified y is allowed and flagged by
             # ``well_specified`` (the bounds then report "not_applicable").
             y = as_f64(y, "y", shape=(n,), what="one label per row of X")
+            if not np.max(np.abs(y)) < SCALE_MAX:
+                raise TwoLayerInputError("y", f"has entries of size {np.max(np.abs(y)):.1e}: the loss "
+                                         "overflows float64", "rescale y")
         if Sigma is None:
             Sigma = np.eye(d)
         else:
