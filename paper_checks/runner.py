@@ -238,22 +238,32 @@ def summary_text(report: dict, strict: bool = False) -> str:
     if bad:
         lines.append(f"{len(bad)} claim(s) do not match their expectation (exit 1):")
         lines += [f"  {r['status'].upper()} {r['experiment']}/{r['id']}: "
-                  f"{(r.get('reason') or r['details'] or '').splitlines()[0][:300]}" for r in bad]
+                  f"{_clip((r.get('reason') or r['details'] or '').splitlines()[0])}" for r in bad]
     else:
         lines.append("Every claim matches its expectation (exit 0).")
     found = [r for r in rows if r["status"] == Status.FINDING.value]
     if found:
         lines.append(f"{len(found)} finding(s): the model contradicts the paper here, as recorded"
                      + (" (--strict: counted as failures)" if strict else "") + ":")
-        lines += [f"  FINDING {r['experiment']}/{r['id']}: {r['reason']}" for r in found]
+        lines += [f"  FINDING {r['experiment']}/{r['id']}: {_clip(r['reason'])}" for r in found]
+        if any(len(r["reason"]) > REASON_WIDTH for r in found):
+            lines.append("  (full reasons: the Findings section of report.md, 'reason' in report.json)")
     return "\n".join(lines)
+
+
+REASON_WIDTH = 240
+
+
+def _clip(text: str, width: int = REASON_WIDTH) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _fmt_margin(m):
     return "" if m is None else f"{m:+.3g}"
 
 
-def _short(claim: str, width: int = 90) -> str:
+def _short(claim: str, width: int = 64) -> str:
     """The claim for the table: a trailing "[qualifier]" moved to the front, then truncated."""
     m = re.match(r"(.*\S)\s*(\[[^\]]+\])$", claim)
     if m:
@@ -264,7 +274,7 @@ def _short(claim: str, width: int = 90) -> str:
 def format_table(rows) -> str:
     """The claims table as aligned plain text."""
     head = ("#", "status", "margin", "unit", "cases", "experiment/id", "claim")
-    lines = [(str(i + 1), r["status"], _fmt_margin(r["margin"]), r["unit"][:28], str(r["n_cases"]),
+    lines = [(str(i + 1), r["status"], _fmt_margin(r["margin"]), _clip(r["unit"], 24), str(r["n_cases"]),
               f"{r['experiment']}/{r['id']}", _short(r["claim"])) for i, r in enumerate(rows)]
     widths = [max(len(h), *(len(l[j]) for l in lines)) if lines else len(h) for j, h in enumerate(head)]
     fmt = "  ".join(f"{{:{'>' if j in (0, 2, 4) else '<'}{w}}}" for j, w in enumerate(widths))
