@@ -135,9 +135,12 @@ class DaskExecutor(Executor):
         else:
             import os
             n = self.workers or os.cpu_count() or 1
+            # The scheduler always serves HTTP (health checks); a random port avoids clashes with
+            # other clusters on the machine. The dashboard proper only on request (port 8787).
             self.cluster = distributed.LocalCluster(
                 n_workers=n, threads_per_worker=self.threads_per_worker, processes=True,
-                dashboard_address=":0" if self.dashboard else None)
+                dashboard_address=":8787" if self.dashboard else ":0",
+                scheduler_kwargs={"dashboard": bool(self.dashboard)})
             self.client = distributed.Client(self.cluster)
         return self
 

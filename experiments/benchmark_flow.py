@@ -204,7 +204,7 @@ def cold_process(seed, count, shape, t_max, n_times, cache: str | None) -> dict:
 # ----------------------------------------------------------------------------- the benchmark
 def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 2, n_baseline: int = 20,
         n_accuracy: int = 5, t_max: float = 100.0, n_times: int = 21, cold_processes: bool = True,
-        cores: bool = True, gpu_problems: int = 0, gpu_map_problems: int = 256, gpu_chunk: int | None = None,
+        cores: bool = True, gpu_problems: int = 0, gpu_map_problems: int = 256, gpu_chunks=None,
         verbose: bool = True) -> dict:
     """Run every phase (module docstring); returns the JSON-able result."""
     import jax
@@ -284,22 +284,37 @@ def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 
     res["same_accuracy"] = all(res[f"rel_err_{n}"] < ACCURACY_TOL for n in errs)
 
     if cores:
-        if "workers" in _flow_options(workers=1):
-            opts = dict(batching="map")
-            _, t1 = _batch(call, ts, workers=1, **opts)
-            _, tn = _batch(call, ts, workers=os.cpu_count(), **opts)
-            res["cores"] = dict(seconds_1=t1, seconds_all=tn, n_cores=os.cpu_count(), speedup=t1 / tn)
-            log.phase("cores", t1 + tn, f"(1 core {t1:.2f}s, {os.cpu_count()} cores {tn:.2f}s)")
-        else:
-            res["cores"] = "simulate_batch has no workers option in this version"
+        res["cores"] = cores_phase(call, first, ts, log)
 
     if gpu_problems:
-        res["gpu"] = gpu_phase(seed, shape, ts, gpu_problems, gpu_map_problems, gpu_chunk, log)
+        res["gpu"] = gpu_phase(seed, shape, ts, gpu_problems, gpu_map_problems, gpu_chunks, log)
     res["phase_seconds"] = log.phases
     return res
 
 
-def gpu_phase(seed, shape, ts, n, n_map, chunk, log) -> dict:
+def cores_phase(call, warm, ts, log) -> dict | str:
+    """``call`` on 1 worker thread and on every CPU core (map batching, on the CPU even when
+    jax's default device is a GPU; a warm-up call there first compiles for the CPU)."""
+    import contextlib
+
+    import jax
+    if "workers" not in _flow_options(workers=1):
+        return "simulate_batch has no workers option in this version"
+    on_cpu = jax.default_backend() == "cpu"
+    ctx = contextlib.nullcontext() if on_cpu else jax.default_device(jax.devices("cpu")[0])
+    n = os.cpu_count() or 1
+    with ctx:
+        tw = None
+        if not on_cpu:
+            _, tw = _batch(warm, ts, batching="map")
+        _, t1 = _batch(call, ts, workers=1, batching="map")
+        _, tn = _batch(call, ts, workers=n, batching="map")
+    log.phase("cores", t1 + tn, f"(1 core {t1:.2f}s, {n} cores {tn:.2f}s)")
+    return dict(seconds_1=t1, seconds_all=tn, n_cores=n, speedup=t1 / tn, device="cpu",
+                cpu_warmup_seconds=tw)
+
+
+def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
     """Problems per minute for ``n`` problems with vmap and map batching on jax's default device."""
     import jax
     out = dict(device=str(jax.devices()[0]), backend=jax.default_backend(), n_problems=n,
@@ -308,20 +323,22 @@ def gpu_phase(seed, shape, ts, n, n_map, chunk, log) -> dict:
     ps = make_problems(seed, 200_000, n, shape)
     log.phase("gpu_make_problems", time.perf_counter() - t0, f"({n} problems)")
     warm = make_problems(seed, 300_000, 3, shape)
-    for batching, count in (("vmap", n), ("map", min(n, n_map))):
+    runs = [("vmap", n, c) for c in (chunks or [None])] + [("map", min(n, n_map), None)]
+    for batching, count, chunk in runs:
+        key = batching if chunk is None or len(chunks) == 1 else f"vmap_chunk{chunk}"
         opts = dict(batching=batching, throw=False)
         if chunk is not None:
             opts["chunk"] = chunk
         if "batching" not in _flow_options(batching=batching):
-            out[batching] = "simulate_batch has no batching option in this version"
+            out[key] = "simulate_batch has no batching option in this version"
             continue
         _, tw = _batch(warm, ts, **opts)
         trs, wall = _batch(ps[:count], ts, **opts)
         failed = sum(isinstance(t, Exception) for t in trs)
-        out[batching] = dict(n_problems=count, seconds=wall, warmup_seconds=tw, failed=failed,
-                             problems_per_minute=count / wall * 60.0)
-        log.phase(f"gpu_{batching}", wall, f"({count} problems: {count / wall * 60:.3g} problems/min, "
-                                           f"{failed} failed; warm-up {tw:.2f}s)")
+        out[key] = dict(n_problems=count, seconds=wall, warmup_seconds=tw, failed=failed, chunk=chunk,
+                        problems_per_minute=count / wall * 60.0)
+        log.phase(f"gpu_{key}", wall, f"({count} problems: {count / wall * 60:.3g} problems/min, "
+                                      f"{failed} failed; warm-up {tw:.2f}s)")
     return out
 
 
@@ -351,7 +368,7 @@ def table(res: dict) -> str:
                      f"{c['seconds_1']:.2f} s vs {c['seconds_all']:.2f} s"))
     if "gpu" in res:
         g = res["gpu"]
-        for b in ("vmap", "map"):
+        for b in [key for key in g if key == "map" or key.startswith("vmap")]:
             if isinstance(g.get(b), dict):
                 rows.append((f"{g['backend']} {b}: {g[b]['n_problems']} problems", f"{g[b]['seconds']:.2f} s",
                              f"{g[b]['problems_per_minute']:.3g} problems/min, {g[b]['failed']} failed"))
@@ -372,6 +389,13 @@ def _nonneg(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _nonneg(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -398,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "default device (a GPU when jax sees one; 0 = skip, the default)")
     ap.add_argument("--gpu-map-problems", type=_nonneg, default=256, metavar="N",
                     help="at most this many problems for map batching in the GPU phase (default 256)")
-    ap.add_argument("--gpu-chunk", type=_nonneg, default=None, metavar="N",
-                    help="problems per vmapped chunk in the GPU phase (default: simulate_batch's)")
+    ap.add_argument("--gpu-chunks", type=_positive, nargs="+", default=None, metavar="N",
+                    help="problems per vmapped chunk in the GPU phase; several values are each "
+                         "measured (default: simulate_batch's own chunk)")
     return ap
 
 
@@ -413,7 +438,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     res = run(seed=args.seed, shape=args.shape, n_call=args.problems, n_baseline=baseline, n_accuracy=accuracy,
               cold_processes=not args.no_cold_process, cores=not args.no_cores,
-              gpu_problems=args.gpu_problems, gpu_map_problems=args.gpu_map_problems, gpu_chunk=args.gpu_chunk)
+              gpu_problems=args.gpu_problems, gpu_map_problems=args.gpu_map_problems, gpu_chunks=args.gpu_chunks)
     res.update(quick=args.quick, total_seconds=time.perf_counter() - t0, versions=package_versions(),
                git_revision=git_revision(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     print(table(res))

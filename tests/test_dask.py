@@ -137,3 +137,17 @@ def test_missing_distributed_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(TwoLayerInputError, match=r"pip install"):
         DaskExecutor(workers=1).start()
+
+
+@pytest.mark.slow
+def test_cli_executor_dask_gives_the_local_records(tmp_path):
+    """`python -m experiments.toy2d --quick --executor dask --workers 2 --out DIR` == `--executor local`."""
+    from experiments import toy2d
+    local = toy2d.main(["--quick", "--out", str(tmp_path / "local"), "--executor", "local"])
+    dist = toy2d.main(["--quick", "--out", str(tmp_path / "dask"), "--executor", "dask", "--workers", "2"])
+    assert dist == local and len(local) > 0
+    cfg = toy2d.Config.quick(0)
+    a = (sweep_dir("toy2d", cfg, tmp_path / "local") / "records.csv").read_text()
+    assert a == (sweep_dir("toy2d", cfg, tmp_path / "dask") / "records.csv").read_text()
+    meta = json.loads((sweep_dir("toy2d", cfg, tmp_path / "dask") / "meta.json").read_text())
+    assert meta["executor"] == "dask" and meta["n_cached_units"] == 0
