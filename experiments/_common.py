@@ -340,6 +340,12 @@ def executor_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser
                 parser.error(msg)
             raise TwoLayerInputError("executor", msg, "add --executor dask")
     try:
+        if kind == "dask":
+            import importlib.util
+            if importlib.util.find_spec("distributed") is None:
+                raise TwoLayerInputError("executor", "'dask' needs the optional package 'distributed', "
+                                         "which is not installed",
+                                         "pip install -e '.[dask]' (or use --executor local)")
         return make_executor(kind, workers=workers, scheduler=scheduler)
     except TwoLayerInputError as exc:
         if parser is not None:

@@ -143,3 +143,11 @@ def test_figure_modules_parse_the_same_options_under_python_m(monkeypatch):
     for name in ["toy2d", "invariants", "conditions"]:
         src = (REPO / "figures" / f"{name}.py").read_text()
         assert f'figure_main("{name}")' in src      # `python -m figures.NAME` goes through the CLI
+
+
+def test_executor_dask_without_distributed_is_a_usage_error(monkeypatch, capsys):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    from experiments import invariants
+    assert "pip install" in _usage_error(invariants.main, ["--executor", "dask"], capsys)
