@@ -93,6 +93,9 @@ def test_ood_second_moment_inputs(p):
     _raises("S_basis", tl.ood_second_moment, S[:, :0], np.eye(p.d), "large")
     _raises("S_perp_basis", tl.ood_second_moment, np.eye(p.d), np.zeros((p.d, 0)), "small")
     _raises("S_basis", tl.ood_second_moment, 2 * S, Sp, 0.5)
+    _raises("S_perp_basis", tl.ood_second_moment, S, np.linalg.qr(np.hstack([S[:, :1], Sp[:, 1:]]))[0], 0.5)
+    np.testing.assert_allclose(tl.ood_second_moment(S, Sp, "large"), p.Sigma if p.meta["shift"] == "large"
+                               else tl.make_problem(0, eps=0.1, shift="large", **SHAPE).Sigma, atol=1e-12)
     _raises("shift", tl.ood_second_moment, S, Sp, None)
     _raises("shift", tl.ood_second_moment, S, Sp, np.nan)
 
@@ -132,6 +135,8 @@ def test_problem_orthonormal_tol_is_validated(p):
     # A NaN tolerance used to accept any B0 (deviation > nan is False).
     _raises("orthonormal_tol", tl.Problem, p.B_star, p.v_star, 3 * p.B0, p.X, orthonormal_tol=np.nan)
     _raises("orthonormal_tol", tl.Problem, p.B_star, p.v_star, p.B0, p.X, orthonormal_tol=-1.0)
+    _raises("orthonormal_tol", tl.Problem, p.B_star, p.v_star, 3 * p.B0, p.X, orthonormal_tol=10.0)
+    _raises("tol", tl.distance, p.B0, p.B_star, tol=None)
 
 
 def test_problem_sigma_singular(p):

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._validate import as_f64, as_float, as_int
 from .errors import TwoLayerInputError
-from .geometry import _basis
+from .geometry import ORTHONORMAL_TOL, _basis
 from .problem import Problem
 
 __all__ = ["make_problem", "SHIFTS", "ood_second_moment"]
@@ -53,6 +53,10 @@ def ood_second_moment(S_basis, S_perp_basis, shift) -> np.ndarray:
     S_perp_basis = _basis(S_perp_basis, "S_perp_basis", d=d, other="S_basis")
     if m == 0:
         raise TwoLayerInputError("S_basis", "has no columns (m = 0)", "THEORY.md §1 needs 1 <= m = dim S")
+    overlap = float(np.max(np.abs(S_basis.T @ S_perp_basis))) if m and d - m else 0.0
+    if overlap > ORTHONORMAL_TOL:
+        raise TwoLayerInputError("S_perp_basis", f"is not orthogonal to S_basis (max|S^T S_perp| = "
+                                 f"{overlap:.2e})", "pass the complement of S, e.g. problem.S_perp_basis")
     if S_perp_basis.shape[1] != d - m:
         raise TwoLayerInputError("S_perp_basis", f"has {S_perp_basis.shape[1]} columns, expected "
                                  f"d - m = {d - m}", "pass a basis of the orthogonal complement of S, "

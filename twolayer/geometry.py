@@ -32,10 +32,18 @@ def _as_f64(a, name: str, ndim: int | None = None) -> np.ndarray:
     return as_f64(a, name, ndim=ndim)
 
 
+#: Largest accepted orthonormality tolerance: beyond it "orthonormal rows" (THEORY.md §1)
+#: and the closed form d = 2 sin(theta_max / 2) lose their meaning.
+MAX_ORTHONORMAL_TOL = 1e-3
+
+
 def _check_tol(tol, name: str = "tol") -> float:
+    """An orthonormality tolerance in [0, MAX_ORTHONORMAL_TOL]."""
     tol = as_float(tol, name)
-    if tol < 0:
-        raise TwoLayerInputError(name, f"must be >= 0, got {tol}", f"pass e.g. {ORTHONORMAL_TOL:g}")
+    if not 0.0 <= tol <= MAX_ORTHONORMAL_TOL:
+        raise TwoLayerInputError(name, f"must lie in [0, {MAX_ORTHONORMAL_TOL:g}], got {tol}",
+                                 f"pass a small tolerance such as {ORTHONORMAL_TOL:g}; for a matrix "
+                                 "that is far from orthonormal use twolayer.orthonormalize_rows")
     return tol
 
 

@@ -7,10 +7,11 @@ from functools import cached_property
 
 import numpy as np
 
-from ._validate import as_f64, as_float
+from ._validate import as_f64
 from .errors import AssumptionError, TwoLayerInputError
 from .geometry import (
     ORTHONORMAL_TOL,
+    _check_tol,
     _cos_theta_max,
     check_orthonormal_rows,
     distance,
@@ -34,12 +35,18 @@ class Problem:
     v_star : (k,) ground-truth head; w* = B*^T v*.
     B0 : (k, d) pretrained extractor, orthonormal rows.
     X : (n, d) training inputs (rows x_i). S = rowspace(X).
-    y : (n,) labels; default ``X @ B_star.T @ v_star`` (well specified).
+    y : (n,) labels; default ``X @ B_star.T @ v_star`` (well specified, THEORY.md §1).
+        Other labels (noisy, misspecified) are accepted; :attr:`well_specified`
+        says which, and bounds that assume y = X w* then report "not_applicable".
     Sigma : (d, d) OOD second moment E[x x^T], symmetric positive definite;
         default the identity (the worst case over the unit ball).
     v0 : (k,) initial head used when ``simulate(..., v0=None)``; default zero.
     meta : free-form description (generator settings, seed) kept for records.
-    orthonormal_tol : tolerance on max|B B^T - I| for B0 and B_star.
+    orthonormal_tol : tolerance on max|B B^T - I| for B0 and B_star, in [0, 1e-3].
+
+    Every argument is validated (shapes, finite values, B0 and B_star orthonormal,
+    Sigma symmetric positive definite, 1 <= m = rank X); bad input raises
+    :class:`~twolayer.errors.TwoLayerInputError` naming the argument.
 
     All arrays are stored as float64 and never modified. Derived quantities
     (bases of S and S_perp, the aligned ground truth, principal angles, the
@@ -48,10 +55,7 @@ class Problem:
 
     def __init__(self, B_star, v_star, B0, X, y=None, Sigma=None, *, v0=None,
                  orthonormal_tol: float = ORTHONORMAL_TOL, meta: dict | None = None):
-        orthonormal_tol = as_float(orthonormal_tol, "orthonormal_tol")
-        if orthonormal_tol < 0:
-            raise TwoLayerInputError("orthonormal_tol", f"must be >= 0, got {orthonormal_tol}",
-                                     f"pass a small tolerance such as {ORTHONORMAL_TOL:g}")
+        orthonormal_tol = _check_tol(orthonormal_tol, "orthonormal_tol")
         if meta is not None and not isinstance(meta, Mapping):
             raise TwoLayerInputError("meta", f"must be a dict, got {type(meta).__name__}",
                                      "pass a dict describing the instance, or None")
