@@ -20,7 +20,8 @@ __all__ = ["as_f64", "as_int", "as_float", "check_problem", "shape_str"]
 
 def shape_str(shape) -> str:
     """``(k, d)``-style text for a shape whose entries may be names or ``None`` (any)."""
-    return "(" + ", ".join("..." if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    inner = ", ".join("..." if s is None else str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
 def as_f64(a, name: str, ndim: int | None = None, shape: tuple | None = None,

@@ -22,9 +22,9 @@ class InvariantDrift(NamedTuple):
     """Worst drift over the trajectory.
 
     i1_abs : max_t ||(B(t) - B0) Q_Sperp||_F.
-    i1_rel : i1_abs / ||B0 Q_Sperp||_F.
-    i2_abs : max_t ||(v v^T - B B^T)(t) - (v0 v0^T - B0' B0'^T)||_F.
-    i2_rel : i2_abs / ||v0 v0^T - B0' B0'^T||_F (B0' = B(0)).
+    i1_rel : i1_abs / ||B0 Q_Sperp||_F (i1_abs when that norm is 0).
+    i2_abs : max_t ||(v v^T - B B^T)(t) - (v0 v0^T - B0 B0^T)||_F (v0 = traj.v0).
+    i2_rel : i2_abs / ||v0 v0^T - B0 B0^T||_F (i2_abs when that norm is 0).
     """
 
     i1_abs: float
@@ -77,7 +77,8 @@ def _check_traj(problem: Problem, traj) -> None:
     """Raise unless ``traj`` is a finite trajectory of ``problem`` (shapes and B(0))."""
     if not isinstance(traj, Trajectory):
         raise TwoLayerInputError("traj", f"expected a twolayer.Trajectory, got {type(traj).__name__}",
-                                 "pass the result of simulate(problem, ...) or gradient_descent(problem, ...)")
+                                 "pass the result of simulate(problem, ...) or "
+                                 "gradient_descent(problem, ...)")
     k, d = problem.k, problem.d
     T = len(traj.ts)
     if T == 0:
@@ -91,9 +92,10 @@ def _check_traj(problem: Problem, traj) -> None:
         arr = getattr(traj, name)
         finite = np.isfinite(arr)
         if not finite.all():
-            raise TwoLayerInputError("traj", f"traj.{name} contains {arr.size - np.count_nonzero(finite)} "
-                                     "NaN/inf entries", "the run diverged: rerun it with a smaller step "
-                                     "(GD) or tighter tolerances, it should have raised")
+            bad = arr.size - np.count_nonzero(finite)
+            raise TwoLayerInputError("traj", f"traj.{name} contains {bad} NaN/inf entries",
+                                     "the run diverged: rerun it with a smaller step (GD) or "
+                                     "tighter tolerances (it should have raised)")
     # B(0) = B0 for every method; B(t) = B0 at every t for LP. Where the trajectory holds
     # B(0) (ts[0] == 0), or for LP at any time, it must be this problem's B0.
     lp = traj.method in ("lp", "gd-lp")
@@ -102,9 +104,9 @@ def _check_traj(problem: Problem, traj) -> None:
         if not dev <= SAME_B0_TOL:
             at = "B(0)" if traj.ts[0] == 0 else f"B(t={traj.ts[0]:g}) (LP keeps B = B0)"
             raise TwoLayerInputError(
-                "traj", f"its {at} differs from problem.B0 (max|B(0) - B0| = {dev:.3e} > {SAME_B0_TOL:g}): "
-                "it was simulated from another problem", "pass the problem the trajectory was "
-                "simulated from")
+                "traj", f"its {at} differs from problem.B0 (max|B(0) - B0| = {dev:.3e} > "
+                f"{SAME_B0_TOL:g}): it was simulated from another problem",
+                "pass the problem the trajectory was simulated from")
 
 
 def invariant_drift(problem: Problem, traj: Trajectory) -> InvariantDrift:
