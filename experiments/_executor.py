@@ -145,11 +145,20 @@ class DaskExecutor(Executor):
         return self
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        self.client = self.cluster = None
+        import logging
+        # Worker processes that hold JAX's thread pools can take a few seconds to exit; the
+        # nanny then kills them with a warning. That is our own shutdown: keep it quiet.
+        nanny = logging.getLogger("distributed.nanny")
+        level = nanny.level
+        nanny.setLevel(logging.ERROR)
+        try:
+            if self.client is not None:
+                self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            nanny.setLevel(level)
+            self.client = self.cluster = None
 
     def map_unordered(self, compute, items):
         if self.client is None:
