@@ -137,10 +137,14 @@ class DaskExecutor(Executor):
             n = self.workers or os.cpu_count() or 1
             # The scheduler always serves HTTP (health checks); a random port avoids clashes with
             # other clusters on the machine. The dashboard proper only on request (port 8787).
+            # Several worker processes on one GPU: no process may grab 75% of its memory up
+            # front (JAX's default), unless the user configured that explicitly.
+            env = {} if "XLA_PYTHON_CLIENT_PREALLOCATE" in os.environ else {
+                "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
             self.cluster = distributed.LocalCluster(
                 n_workers=n, threads_per_worker=self.threads_per_worker, processes=True,
                 dashboard_address=":8787" if self.dashboard else ":0",
-                scheduler_kwargs={"dashboard": bool(self.dashboard)})
+                scheduler_kwargs={"dashboard": bool(self.dashboard)}, env=env)
             self.client = distributed.Client(self.cluster)
         return self
 

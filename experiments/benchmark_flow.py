@@ -189,6 +189,7 @@ def cold_process(seed, count, shape, t_max, n_times, cache: str | None) -> dict:
     """Time the first call in a new process; ``cache``: a persistent-cache folder, or None
     for the one configured (``$TWOLAYER_JAX_CACHE`` or the default)."""
     env = dict(os.environ)
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # this process already holds the GPU's memory
     if cache is not None:
         env["TWOLAYER_JAX_CACHE"] = cache
     repo = Path(__file__).resolve().parent.parent
