@@ -280,3 +280,13 @@ def test_residual_functions_check_shapes(p):
     assert "B_ref" in str(e)
     _raises("v", i2_residual, np.full(p.k, np.nan), p.B0, p.v0, p.B0)
     assert float(i2_residual(np.zeros(p.k), p.B0, p.v0, p.B0)) < 1e-14
+
+
+def test_ood_loss_on_a_trajectory_matches_the_formula():
+    """ood_loss (vectorised as (e Sigma) . e) equals (w* - B^T v)^T Sigma (w* - B^T v) per time."""
+    p = tl.make_problem(0, d=30, k=3, m=8, n=10, eps=0.1, shift="large")
+    rng = np.random.default_rng(1)
+    v, B = rng.standard_normal((7, 3)), p.B0 + 0.1 * rng.standard_normal((7, 3, 30))
+    ref = np.array([(p.w_star - Bt.T @ vt) @ p.Sigma @ (p.w_star - Bt.T @ vt) for vt, Bt in zip(v, B)])
+    np.testing.assert_allclose(tl.ood_loss(p, v, B), ref, rtol=1e-13)
+    assert tl.ood_loss(p, v[2], B[2]) == pytest.approx(ref[2], rel=1e-13)

