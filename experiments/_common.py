@@ -238,17 +238,18 @@ def load_records(name: str, config=None, out: Path | str | None = None):
     """
     import pandas as pd
     base = Path(out or DEFAULT_RESULTS) / name
+    where = f" --out {out}" if out is not None and Path(out) != Path(DEFAULT_RESULTS) else ""
     if config is None:
         latest = base / "latest.json"
         if not latest.exists():
             raise FileNotFoundError(f"no cached results for {name!r} under {base}; run "
-                                    f"`python -m experiments.{name} --quick` first")
+                                    f"`python -m experiments.{name} --quick{where}` first")
         chash = json.loads(latest.read_text())["config_hash"]
     else:
         chash = config_hash(config)
     path = base / chash / "records.csv"
     if not path.exists():
-        raise FileNotFoundError(f"no finished sweep at {path}; run `python -m experiments.{name}`")
+        raise FileNotFoundError(f"no finished sweep at {path}; run `python -m experiments.{name}{where}`")
     return pd.read_csv(path)
 
 
