@@ -184,7 +184,11 @@ class DaskExecutor(Executor):
                     except Exception as exc:  # noqa: BLE001 - lost between status and fetch
                         yield key, exc
                 else:
-                    yield key, fut.exception() or RuntimeError(f"unit {key}: task {fut.status}")
+                    try:
+                        exc = fut.exception()
+                    except BaseException as err:  # noqa: BLE001 - e.g. cancelled by the scheduler
+                        exc = err
+                    yield key, exc or RuntimeError(f"unit {key}: task {fut.status}")
                 fut.release()
         finally:  # the client stops (error, Ctrl-C): cancel what is still queued
             pending = [f for _, f in futures.values() if not f.done()]
