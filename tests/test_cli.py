@@ -151,3 +151,12 @@ def test_executor_dask_without_distributed_is_a_usage_error(monkeypatch, capsys)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
     from experiments import invariants
     assert "pip install" in _usage_error(invariants.main, ["--executor", "dask"], capsys)
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_every_experiment_is_python_m_with_help_on_every_option(monkeypatch, name):
+    mod = importlib.import_module(f"experiments.{name}")
+    parser = _parser_of(monkeypatch, mod.main)
+    assert parser.prog == f"python -m experiments.{name}"
+    for action in parser._actions:
+        assert action.help and action.help != argparse.SUPPRESS, f"{action.option_strings} has no help"
