@@ -151,3 +151,32 @@ def test_cli_executor_dask_gives_the_local_records(tmp_path):
     assert a == (sweep_dir("toy2d", cfg, tmp_path / "dask") / "records.csv").read_text()
     meta = json.loads((sweep_dir("toy2d", cfg, tmp_path / "dask") / "meta.json").read_text())
     assert meta["executor"] == "dask" and meta["n_cached_units"] == 0
+
+
+THEOREM_SWEEPS = ["bound_tightness", "conditions", "early_stopping", "eps_sweep", "feature_distortion", "few_shot",
+                  "gd_vs_flow", "id_comparison", "invariants", "lpft_perfect_features", "ood_vs_time",
+                  "regularization", "toy2d"]
+
+
+@pytest.mark.parametrize("name", THEOREM_SWEEPS)
+def test_every_sweep_ships_to_dask_workers(monkeypatch, tmp_path, name):
+    """Each experiment's compute and units pickle (by reference: module-level functions), so
+    `--executor dask` can send them to worker processes; nothing is computed here."""
+    import importlib
+    import pickle
+    mod = importlib.import_module(f"experiments.{name}")
+    seen = {}
+
+    class Captured(Exception):
+        pass
+
+    def capture(name_, config, units, compute, out=None, **kw):
+        seen.update(compute=compute, units=list(units))
+        raise Captured
+
+    monkeypatch.setattr(mod, "run_sweep", capture)
+    with pytest.raises(Captured):
+        mod.run(mod.Config.quick(0), out=tmp_path)
+    assert seen["units"]
+    again = pickle.loads(pickle.dumps((seen["compute"], seen["units"])))
+    assert again[1] == seen["units"]
