@@ -289,8 +289,31 @@ def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 
 
     if gpu_problems:
         res["gpu"] = gpu_phase(seed, shape, ts, gpu_problems, gpu_map_problems, gpu_chunks, log)
+    res["targets"] = targets(res)
     res["phase_seconds"] = log.phases
     return res
+
+
+#: The targets of the scaling work (20-problem call of a new batch size after a warm-up of
+#: another size; second core; one GPU), each as (result key path, minimum).
+TARGETS = {"speedup_new_size_vs_naive": (("speedup_new_size_vs_naive",), 50.0),
+           "speedup_new_size_vs_lsoda": (("speedup_new_size_vs_lsoda",), 30.0),
+           "cores_speedup": (("cores", "speedup"), 1.7),
+           "gpu_problems_per_minute": (("gpu", "vmap", "problems_per_minute"), 1e5)}
+
+
+def targets(res: dict) -> dict:
+    """{target: {"value", "minimum", "met"}} for every target this run measured."""
+    out = {}
+    for name, (path, minimum) in TARGETS.items():
+        val = res
+        for key in path:
+            val = val.get(key) if isinstance(val, dict) else None
+        if isinstance(val, (int, float)):
+            if name == "gpu_problems_per_minute" and not res["gpu"].get("is_gpu"):
+                continue                      # measured on a CPU: not the GPU target
+            out[name] = {"value": float(val), "minimum": minimum, "met": bool(val >= minimum)}
+    return out
 
 
 def cores_phase(call, warm, ts, log) -> dict | str:
@@ -373,6 +396,8 @@ def table(res: dict) -> str:
             if isinstance(g.get(b), dict):
                 rows.append((f"{g['backend']} {b}: {g[b]['n_problems']} problems", f"{g[b]['seconds']:.2f} s",
                              f"{g[b]['problems_per_minute']:.3g} problems/min, {g[b]['failed']} failed"))
+    for name, t in res.get("targets", {}).items():
+        rows.append((f"target {name}", f"{t['value']:.3g}", f">= {t['minimum']:g}: {'met' if t['met'] else 'NOT met'}"))
     w = max(len(r[0]) for r in rows)
     v = max(len(r[1]) for r in rows)
     return "\n".join(f"{a:<{w}}  {b:>{v}}  {c}" for a, b, c in rows)

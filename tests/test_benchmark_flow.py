@@ -33,7 +33,7 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
     for key in ["seconds_first_call", "seconds_new_size", "seconds_warm", "seconds_naive", "seconds_lsoda",
                 "speedup_new_size_vs_naive", "speedup_new_size_vs_lsoda", "speedup_warm_vs_naive",
                 "speedup_warm_vs_lsoda", "rel_err_ours", "rel_err_naive", "rel_err_lsoda", "same_accuracy",
-                "cores", "gpu", "phase_seconds", "versions", "git_revision", "seed", "jax_backend"]:
+                "cores", "gpu", "targets", "phase_seconds", "versions", "git_revision", "seed", "jax_backend"]:
         assert key in saved, key
     assert saved["seed"] == 1 and saved["n_call"] == 3
     for name in ("ours", "naive", "lsoda"):
@@ -47,6 +47,10 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
             assert gpu[batching]["n_problems"] == n and gpu[batching]["failed"] == 0
             assert gpu[batching]["problems_per_minute"] > 0
     assert {"first_call", "new_size", "warm", "naive", "lsoda", "accuracy"} <= set(saved["phase_seconds"])
+    for name in ("speedup_new_size_vs_naive", "speedup_new_size_vs_lsoda"):
+        t = saved["targets"][name]
+        assert t["met"] == (t["value"] >= t["minimum"]) and t["value"] == saved[name]
+    assert ("gpu_problems_per_minute" in saved["targets"]) == gpu["is_gpu"]
     out = capsys.readouterr().out
     assert "reduced LSODA" in out and "benchmark_flow.json" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]
