@@ -116,12 +116,14 @@ def time_grid(config: Config) -> np.ndarray:
 
 
 def units(config: Config) -> list[dict]:
-    out = []
-    for k in config.k_values:
-        for m in config.m_values:
-            out += [{"kind": "random", "k": k, "m": m, "index": b} for b in range(config.n_random_batches)]
-            out += [{"kind": "guided", "k": k, "m": m, "index": j} for j in range(config.n_guided_chains)]
-    return out
+    """Interleaved over (k, m), so that a partial (interrupted) sweep covers every shape:
+    a few random batches of each, then the guided chains, then the other random batches."""
+    km = [(k, m) for k in config.k_values for m in config.m_values]
+    rand = [[{"kind": "random", "k": k, "m": m, "index": b} for (k, m) in km]
+            for b in range(config.n_random_batches)]
+    guided = [{"kind": "guided", "k": k, "m": m, "index": j} for j in range(config.n_guided_chains) for (k, m) in km]
+    head = [u for batch in rand[:2] for u in batch]
+    return head + guided + [u for batch in rand[2:] for u in batch]
 
 
 # ----------------------------------------------------------------------------- instances
