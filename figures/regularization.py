@@ -1,43 +1,85 @@
-"""Regularised FT (L2 toward B0, random head) OOD loss vs lambda, against LP-FT and LP."""
+"""Regularised FT (L2 toward B0, random head): the whole lambda curve at each lambda's certified
+limit, ID validation loss (left: how lambda is chosen) and OOD loss (right: against LP-FT and LP),
+with the selected lambda marked on both."""
 from __future__ import annotations
 
 import numpy as np
 
 from experiments._common import load_records
-from figures._style import save, setup
+from figures._style import METHOD_COLORS, save, setup
+
+
+def _lam_positions(lams):
+    """log-axis positions: lam = 0 is drawn one decade left of the smallest positive lam."""
+    pos = [x for x in lams if x > 0]
+    zero_at = (min(pos) / 10) if pos else 1.0
+    return {x: (x if x > 0 else zero_at) for x in lams}
 
 
 def main(results_dir=None, out_dir=None) -> list:
+    from experiments.regularization import select_lam
     df = load_records("regularization", out=results_dir)
     plt = setup()
-    seeds = sorted(df.seed.unique())
-    fig, ax = plt.subplots(figsize=(6.5, 4.3))
-    t_end = df[(df.method == "regft")].t.max()
-    reg = df[(df.method == "regft") & np.isclose(df.t, t_end)]
+    reg = df[df.method == "regft"].sort_values(["seed", "lam"])
     lams = sorted(reg.lam.unique())
-    pos = [l if l > 0 else min(x for x in lams if x > 0) / 10 for l in lams]
-    lam_map = dict(zip(lams, pos))
+    xpos = _lam_positions(lams)
+    selected = select_lam(reg, "val_loss")
+    seeds = sorted(reg.seed.unique())
     colors = plt.get_cmap("tab10")
+    fig, (ax_v, ax_o) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    ratios, off = [], []
     for i, s in enumerate(seeds):
-        g = reg[reg.seed == s].sort_values("lam")
         c = colors(i % 10)
-        ax.plot([lam_map[l] for l in g.lam], g.ood_loss, "o-", color=c, ms=3,
-                label=f"reg. FT, seed {s} (eps={g.eps_nominal.iloc[0]:g})")
-        lpft = df[(df.method == "lpft") & (df.seed == s) & (df.t == np.inf)].ood_loss.iloc[0]
-        lp = df[(df.method == "lp") & (df.seed == s)].ood_loss.iloc[0]
-        ax.axhline(lpft, color=c, ls="--", lw=1)
-        ax.axhline(lp, color=c, ls=":", lw=1)
-    ax.plot([], [], "k--", lw=1, label="LP-FT (t = inf)")
-    ax.plot([], [], "k:", lw=1, label="LP (t = inf)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    xt = [lam_map[l] for l in lams]
-    ax.set_xticks(xt, [f"{l:g}" for l in lams], fontsize=8)
-    ax.set_xlabel("regularisation strength lambda (penalty lambda ||B - B0||_F^2; leftmost: 0 = FT)")
-    ax.set_ylabel(f"OOD loss L_ood at t = {t_end:g}")
-    ax.set_title("FT with L2 toward B0 and a random head vs LP-FT (linear model)", fontsize=10)
-    ax.legend(fontsize=7, ncol=1)
-    fig.tight_layout()
+        g = reg[reg.seed == s]
+        x = np.array([xpos[v] for v in g.lam])
+        sel = selected[s]
+        eps = g.eps_nominal.iloc[0]
+        lpft = df[(df.method == "lpft") & (df.seed == s)].iloc[0]
+        lp = df[(df.method == "lp") & (df.seed == s)].iloc[0]
+        ratio = g.ood_loss.to_numpy() / lpft.ood_loss
+        ax_v.plot(x, g.val_loss, "o-", color=c, ms=3, lw=1.2, label=f"reg. FT, seed {s} (eps={eps:g})")
+        ax_v.plot(xpos[sel.lam], sel.val_loss, "*", color=c, ms=14, mec="k", mew=0.6, zorder=5)
+        ax_v.axhline(lpft.val_loss, color=c, ls="--", lw=1)
+        ax_v.axhline(lp.val_loss, color=c, ls=":", lw=1)
+        ax_o.plot(x, ratio, "o-", color=c, ms=3, lw=1.2, label=f"reg. FT, seed {s}")
+        ax_o.plot(xpos[sel.lam], sel.ood_loss / lpft.ood_loss, "*", color=c, ms=14, mec="k", mew=0.6, zorder=5)
+        ax_o.axhline(lp.ood_loss / lpft.ood_loss, color=c, ls=":", lw=1)
+        pos = g.lam.to_numpy() > 0
+        ratios.extend(ratio[pos])
+        ratios.append(lp.ood_loss / lpft.ood_loss)
+        off.extend((xpos[l], r, c) for l, r in zip(g.lam, ratio) if l == 0)
+    ax_o.axhline(1.0, color="k", ls="--", lw=1.2)
+    # focus on lam > 0 (where the comparison is close); plain FT (lam = 0) is far above:
+    # drawn at the top edge with its value
+    lo, hi = min(ratios), max(ratios + [1.0])
+    pad = 0.08 * max(hi - min(lo, 1.0), 0.02)
+    top = hi + 3 * pad
+    ax_o.set_ylim(min(lo, 1.0) - pad, top)
+    for j, (x0, r, c) in enumerate(off):
+        if r > top:
+            ax_o.plot(x0, top - 0.6 * pad, "^", color=c, ms=8, clip_on=False)
+            ax_o.annotate(f"plain FT (lambda = 0): {r:.3g}, off scale", (x0, top - 0.6 * pad),
+                          xytext=(8, -4 - 11 * j),
+                          textcoords="offset points", fontsize=7, color=c, va="top")
+    ax_v.plot([], [], "k*", ms=10, label="selected lambda (min ID validation loss)")
+    ax_v.plot([], [], "k--", lw=1, label="LP-FT, t = inf (right: ratio 1)")
+    ax_v.plot([], [], "k:", lw=1, label="LP, t = inf")
+    noise = df.noise_std.iloc[0] if "noise_std" in df else float("nan")
+    ticks = [xpos[v] for v in lams]
+    for ax in (ax_v, ax_o):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{v:g}" for v in lams], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("lambda in lambda ||B - B0||_F^2 (leftmost: 0 = plain FT)")
+    ax_v.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    ax_v.set_ylabel("held-out ID loss (noisy labels)")
+    ax_o.set_ylabel("L_ood(regularised FT) / L_ood(LP-FT)")
+    ax_v.set_title(f"How lambda is chosen: ID validation, label noise std {noise:g}", fontsize=10)
+    ax_o.set_title("OOD loss relative to LP-FT (> 1: LP-FT better)", fontsize=10)
+    fig.legend(*ax_v.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8,
+               frameon=False)
+    fig.suptitle("L2 regularisation toward B0 with a random head (linear model; every lambda at its "
+                 "certified limit t = inf)", fontsize=11)
     return save(fig, out_dir, "regularization")
 
 

@@ -31,12 +31,12 @@ def main(results_dir=None, out_dir=None) -> list:
     cases = _select_cases(df)
     ncol = min(3, len(cases))
     nrow = int(np.ceil(len(cases) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.2 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 4.3 * nrow + 0.8), squeeze=False,
+                             layout="constrained")
     for ax, (beta, angle) in zip(axes.flat, cases):
         sub = df[(df.beta == beta) & (df.angle == angle)]
         r0 = sub.iloc[0]
         ax.axhspan(-0.02, 0.02, color="#fdd49e", alpha=0.6, lw=0)
-        ax.annotate("ID axis (S = span e1)", (1.05, 0.04), fontsize=7, color="#b35806")
         for meth, ls, mk, ms in (("lp", "-", "o", 7), ("ft", "-", "o", 5), ("lpft", "--", "x", 7)):
             g = sub[sub.method == meth].sort_values("t")
             ax.plot(g.w1, g.w2, ls, color=METHOD_COLORS[meth], lw=2.2 if meth != "lpft" else 1.2,
@@ -46,29 +46,40 @@ def main(results_dir=None, out_dir=None) -> list:
         ax.plot(r0.wstar1, r0.wstar2, "k*", ms=12, label="w*")
         ax.annotate("", xy=(r0.B0_1, r0.B0_2), xytext=(0, 0),
                     arrowprops=dict(arrowstyle="->", color="0.35", lw=0.8), zorder=5)
-        ax.text(r0.B0_1, r0.B0_2, " B0", color="0.3", fontsize=8)
+        label_box = dict(facecolor="white", edgecolor="none", alpha=0.75, pad=0.5)
+        ax.annotate("B0", (r0.B0_1, r0.B0_2), xytext=(-16, 6), textcoords="offset points", color="0.3",
+                    fontsize=7, bbox=label_box, zorder=6)
         ft_end = sub[(sub.method == "ft") & (sub.t == np.inf)].iloc[0]
         ax.annotate("", xy=(ft_end.B1, ft_end.B2), xytext=(0, 0),
                     arrowprops=dict(arrowstyle="->", color=METHOD_COLORS["ft"], lw=1.2, ls="--"))
-        ax.text(ft_end.B1, ft_end.B2, " B_FT(inf)", color=METHOD_COLORS["ft"], fontsize=8)
+        ax.annotate("B_FT(inf)", (ft_end.B1, ft_end.B2), xytext=(4, 6), textcoords="offset points",
+                    color=METHOD_COLORS["ft"], fontsize=7, bbox=label_box, zorder=6)
         ax.plot([r0.B0_1, ft_end.B1], [r0.B0_2, ft_end.B2], ":", color=METHOD_COLORS["ft"], lw=1)
         lp_end = sub[(sub.method == "lp") & (sub.t == np.inf)].iloc[0]
         ax.set_title(f"beta={np.degrees(beta):.0f} deg, a={np.degrees(angle):.1f} deg: OOD err (e2) "
                      f"FT {ft_end.ood_err_e2:.3f}, LP {lp_end.ood_err_e2:.3f}", fontsize=8)
         xs = np.concatenate([sub.w1, sub.B1, [0, r0.wstar1]])
         ys = np.concatenate([sub.w2, sub.B2, [0, r0.wstar2]])
+        # a square data window around everything drawn: equal aspect without squashing a panel
+        # into a strip when the paths are nearly flat (beta = 0)
         pad = 0.15
-        ax.set_xlim(xs.min() - pad, xs.max() + 2.5 * pad)
-        ax.set_ylim(min(ys.min(), -0.05) - pad, ys.max() + pad)
+        x0, x1 = xs.min() - pad, xs.max() + 2.5 * pad
+        y0, y1 = min(ys.min(), -0.05) - pad, ys.max() + pad
+        span = max(x1 - x0, y1 - y0)
+        xc, yc = (x0 + x1) / 2, (y0 + y1) / 2
+        ax.set_xlim(xc - span / 2, xc + span / 2)
+        ax.set_ylim(yc - span / 2, yc + span / 2)
         ax.set_aspect("equal", adjustable="box")
+        ax.text(xc - span / 2 + 0.03 * span, -0.03 - 0.02 * span, "ID axis (S = span e1)", fontsize=7,
+                color="#b35806", va="top")
         ax.set_xlabel("x1 (ID direction)")
         ax.set_ylabel("x2 (OOD direction)")
     for ax in list(axes.flat)[len(cases):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8,
+               frameon=False)
     fig.suptitle("2-D toy: FT moves B only along the ID axis (I1), so its OOD error stays O(1); "
                  "LP's (= LP-FT's) is O(a)", fontsize=10)
-    fig.tight_layout()
     return save(fig, out_dir, "toy2d")
 
 
