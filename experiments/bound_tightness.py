@@ -312,7 +312,21 @@ def _score(rec: dict, form: str) -> float:
 
 
 def _params_of(rec: dict) -> dict:
-    return {k[len("param_"):]: v for k, v in rec.items() if k.startswith("param_")}
+    """The instance parameters of a record (NaN, as read back from a CSV, means None)."""
+    out = {}
+    for k, v in rec.items():
+        if k.startswith("param_"):
+            if isinstance(v, float) and np.isnan(v):
+                v = None
+            elif isinstance(v, (np.integer,)):
+                v = int(v)
+            elif isinstance(v, np.floating):
+                v = float(v)
+            out[k[len("param_"):]] = v
+    for k in ("seed", "d", "k", "m", "n"):
+        if k in out and out[k] is not None:
+            out[k] = int(out[k])
+    return out
 
 
 def _guided(config: Config, k: int, m: int, index: int) -> list[dict]:
@@ -460,28 +474,32 @@ def check(records, config: Config) -> list[dict]:
         rows.append(dict(id=rid, claim=claim, source=SOURCE, status="fail" if len(viol) else "pass",
                          margin=float(slack.min() - 1.0), unit="slack - 1", n_cases=int(len(ok)), details=details))
         FINDINGS[rid] = (_BASE_REASON.format(form=form) + _k1_example() + ". Measured in this run: " + details)
-        # What held: outside the region where the exact k = 1, eps = 0 problem with the same
-        # c = cos theta_max(R*, S) and W = ||w*|| violates the bound (closed-form ratio < 1).
-        outside = ok[ok["cf_ratio_cW"] >= 1]
-        v_out = outside[outside[f"slack_{form}"] < 1 - REL_TOL]
-        if outside.empty:
-            rows.append(dict(id=f"{form}_outside_k1_region", claim=f"no violation outside the exact k = 1 "
-                             f"failure region [{form} form]", source=SOURCE + "; twolayer.closed_form",
-                             status="not_applicable", margin=None, unit="slack - 1", n_cases=0,
-                             details="no searched instance in that region"))
-        else:
-            wo = outside.loc[outside[f"slack_{form}"].idxmin()]
-            rows.append(dict(
-                id=f"{form}_outside_k1_region",
-                claim=(f"Theorem 3.3 ({form} form) holds on every searched non-vacuous instance outside the "
-                       f"exact k = 1 failure region, i.e. where the k = 1, eps = 0, zero-head, Sigma = I problem "
-                       f"with the same c = cos theta_max(R*, S) and W = ||w*|| satisfies it (closed-form ratio "
-                       f">= 1; measured, not assumed)"),
-                source=SOURCE + "; twolayer.closed_form", status="fail" if len(v_out) else "pass",
-                margin=float(outside[f"slack_{form}"].min() - 1.0), unit="slack - 1", n_cases=int(len(outside)),
-                details=(f"{len(v_out)} violations / {len(outside)}; smallest slack there "
-                         f"{outside[f'slack_{form}'].min():.4g}; "
-                         + _instance_text(wo).format(b=wo[f"bound_{form}"]))))
+        # What held (measured, not assumed) in two regions the k = 1 closed form singles out:
+        # at cos^2 theta <= 1/2 its ratio is >= 1 for every W; for W >= 2 it is >= 1 at every c.
+        out_cf = ok[ok["cf_ratio_cW"] >= 1]
+        n_out_cf = int((out_cf[f"slack_{form}"] < 1 - REL_TOL).sum())
+        rows[-1]["details"] += (f"; outside the exact k = 1 failure region (closed-form ratio at the same c, W >= 1): "
+                                f"{n_out_cf} violations / {len(out_cf)}"
+                                + (f", smallest slack {out_cf[f'slack_{form}'].min():.4g}" if len(out_cf) else ""))
+        for rid2, mask, what in (
+                (f"{form}_holds_far_from_S", ok["cos_Rstar_S"] ** 2 <= 0.5, "cos^2 theta_max(R*, S) <= 1/2"),
+                (f"{form}_holds_large_w", ok["w_star_norm"] >= 2.0, "||w*|| >= 2")):
+            sub = ok[mask]
+            claim2 = (f"Theorem 3.3 ({form} form) holds on every searched non-vacuous instance with {what} "
+                      f"(where the exact k = 1 limit satisfies it; measured, not assumed)")
+            if sub.empty:
+                rows.append(dict(id=rid2, claim=claim2, source=SOURCE + "; twolayer.closed_form",
+                                 status="not_applicable", margin=None, unit="slack - 1", n_cases=0,
+                                 details="no searched instance in that region"))
+                continue
+            ws = sub.loc[sub[f"slack_{form}"].idxmin()]
+            nv = int((sub[f"slack_{form}"] < 1 - REL_TOL).sum())
+            rows.append(dict(id=rid2, claim=claim2, source=SOURCE + "; twolayer.closed_form",
+                             status="fail" if nv else "pass", margin=float(sub[f"slack_{form}"].min() - 1.0),
+                             unit="slack - 1", n_cases=int(len(sub)),
+                             details=(f"{nv} violations / {len(sub)}; smallest slack there "
+                                      f"{sub[f'slack_{form}'].min():.4g}; "
+                                      + _instance_text(ws).format(b=ws[f"bound_{form}"]))))
     # The derived LP upper bound (THEORY.md §5): observed / bound <= 1.
     # eps = 0 exactly: the bound is d(B0, B*) ~ 1e-16 (rounding), so the ratio means nothing;
     # those instances are reported apart (observed sqrt(L_ood) of LP there).

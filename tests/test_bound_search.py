@@ -51,7 +51,8 @@ def test_tiny_search_finds_the_failure_and_reports_it(tmp_path):
     reproducer gives back the same slack."""
     recs = bt.run(TINY, out=tmp_path)
     rows = {r["id"]: validate_row(r) for r in bt.check(recs, TINY)}
-    assert {"published_form", "derived_form", "lp_upper_bound", "k1_closed_form_agreement"} <= set(rows)
+    assert {"published_form", "derived_form", "lp_upper_bound", "k1_closed_form_agreement",
+            "published_holds_far_from_S", "derived_holds_large_w"} <= set(rows)
     for form in bt.FORMS:
         r = rows[f"{form}_form"]
         assert r["status"] == "fail" and r["margin"] < 0, r
