@@ -74,4 +74,5 @@ def main(results_dir=None, out_dir=None) -> list:
 
 
 if __name__ == "__main__":
-    main()
+    from figures._cli import figure_main
+    raise SystemExit(figure_main("bound_tightness"))
