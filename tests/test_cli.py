@@ -144,7 +144,7 @@ def test_figure_modules_parse_the_same_options_under_python_m(monkeypatch):
     for name in figure_names():
         src = (REPO / "figures" / f"{name}.py").read_text()
         if name == "empirical_distortion":          # its own parser (it reads two result folders)
-            assert "ArgumentParser(prog=\"python -m figures.empirical_distortion\"" in src
+            assert "python -m figures.empirical_distortion" in src and "add_argument" in src
             continue
         assert f'figure_main("{name}")' in src, name   # `python -m figures.NAME` goes through the CLI
 
