@@ -465,12 +465,22 @@ def check(records, config: Config) -> list[dict]:
         by_origin = ok.groupby(ok["origin"].str.split(":").str[0])[f"slack_{form}"].min().round(4).to_dict()
         by_k = ok.groupby("k")[f"slack_{form}"].min().round(4).to_dict()
         inst = _instance_text(w).format(b=w[f"bound_{form}"])
+        gap = 1.0 - ok["cos_Rstar_S"] ** 2
+        maps = "; ".join(
+            f"min slack by {name} " + str({str(iv): round(float(v), 4) for iv, v in
+                                            ok.groupby(pd.cut(col, edges), observed=True)[f"slack_{form}"].min().items()})
+            for name, col, edges in (("||w*||", ok["w_star_norm"], [0, 0.03, 0.1, 0.3, 1, 3, np.inf]),
+                                     ("1 - cos^2 theta_max(R*, S)", gap, [-np.inf, 1e-2, 0.1, 0.3, 0.5, np.inf]),
+                                     ("eps", ok["eps"], [-np.inf, 1e-12, 1e-4, 1e-2, np.inf])))
         details = (f"{len(viol)} violations / {len(ok)} non-vacuous instances ({n_vac} vacuous, {n_na} n/a, "
                    f"{n_failed} solver failures of {len(df)}); smallest slack {slack.min():.4g} = measured constant "
                    f"c* (c x bound held on every searched instance for c <= {slack.min():.4g}; measured, not a "
                    f"theorem); violations by k {viol.groupby('k').size().to_dict()}, with eps > 0: "
                    f"{int((viol['eps'] > 1e-12).sum())}, with nonzero head: {int((viol['v0_norm'] > 0).sum())}; "
-                   f"min slack by origin {by_origin}, by k {by_k}; {inst}; {_closed_form_beside(w)}")
+                   f"min slack by origin {by_origin}, by k {by_k}; {maps}; largest ||w*|| with a violation "
+                   f"{viol['w_star_norm'].max() if len(viol) else float('nan'):.3g}, smallest cos^2 theta_max(R*, S) "
+                   f"with a violation {(viol['cos_Rstar_S'] ** 2).min() if len(viol) else float('nan'):.3g}; "
+                   f"tightest {inst}; {_closed_form_beside(w)}")
         rows.append(dict(id=rid, claim=claim, source=SOURCE, status="fail" if len(viol) else "pass",
                          margin=float(slack.min() - 1.0), unit="slack - 1", n_cases=int(len(ok)), details=details))
         FINDINGS[rid] = (_BASE_REASON.format(form=form) + _k1_example() + ". Measured in this run: " + details)
