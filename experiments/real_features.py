@@ -1,4 +1,4 @@
-"""The two-layer model on real features, beside the real network (THEORY.md §9, issue 8 §1).
+"""The two-layer model on real penultimate features, beside the real network (THEORY.md §9).
 
 For each dataset and binary task (two classes, labels +-1) and OOD domain: the
 penultimate features of the pretrained backbone (``twolayer.empirical.features``)
@@ -45,7 +45,7 @@ from experiments._common import (DEFAULT_RESULTS, REPO, add_common_args, atomic_
 
 NAME = "real_features"
 FIGURE = "real_features"
-SOURCE = "THEORY.md §9 (the bridge), §4 (Theorem 3.3), §6 (feature distortion, conditions); issue 8 §1"
+SOURCE = "THEORY.md §9 (the bridge), §4 (Theorem 3.3), §6 (feature distortion, conditions)"
 METHODS = ("lp", "ft", "lpft")
 
 #: binary tasks per dataset: (class labelled +1, class labelled -1), names as in the data module
@@ -416,13 +416,19 @@ def check(df, config: Config) -> list[dict]:
                     f"max |eps - 2 sin(theta/2)| = {err:.2e}; m in [{df['m'].min()}, {df['m'].max()}], "
                     f"d - k = {sorted(set((df['d'] - df['k']).tolist()))}; capped at d - k - 1 in "
                     f"{int(df['m_capped'].sum())} of {n} records"))
-    # 2. Theorem 3.3 on real features
+    # 2. Theorem 3.3 on real features: its assumption y = X w* holds only for target "wstar"
     for form, suffix in (("published", ""), ("derived", "_derived")):
-        sub = df[df["method"] != "lp"]
+        allft = df[df["method"] != "lp"]
+        sub = allft[allft["well_specified"].astype(bool)]
         st = sub["thm33_status" + suffix]
         n_ok = int(st.isin(["holds", "violated"]).sum())
         viol = sub[st == "violated"]
-        if n_ok == 0:
+        ast_ = allft["thm33_status" + suffix]
+        note = (f"well-specified records (target wstar): {len(sub)} of {len(allft)}; statuses of all "
+                f"records {ast_.value_counts().to_dict()} (with the real labels the theorem's y = X w* fails)")
+        if len(sub) == 0:
+            status, margin = Status.NOT_APPLICABLE, None
+        elif n_ok == 0:
             status = Status.VACUOUS if (st == "vacuous").any() else Status.NOT_APPLICABLE
             margin = None
         else:
@@ -430,15 +436,16 @@ def check(df, config: Config) -> list[dict]:
             ok = sub[st.isin(["holds", "violated"])]
             margin = float(np.min(np.log10(np.sqrt(ok["lin_ood_loss_min_t"]) / ok["thm33_bound" + suffix])))
         rows.append(row(f"thm33_{form}",
-                        f"Theorem 3.3 ({form} form) on the real-feature problem: sqrt(L_ood(FT(t))) >= bound "
-                        "for all t (FT from v0 = 0 and LP-FT from v_lp)", "THEORY.md §4, §9", status, margin,
+                        f"Theorem 3.3 ({form} form) on the real-feature problem with y = X w*: "
+                        "sqrt(L_ood(FT(t))) >= bound for all t (FT from v0 = 0 and LP-FT from v_lp)",
+                        "THEORY.md §4, §9", status, margin,
                         "log10(min_t sqrt(L_ood) / bound)", len(sub),
-                        f"statuses {st.value_counts().to_dict()}; bound values in "
-                        f"[{sub['thm33_bound' + suffix].min():.3g}, {sub['thm33_bound' + suffix].max():.3g}]; "
-                        f"cos theta_max(R0, S_perp) in [{sub['cos_R0_Sperp'].min():.2e}, "
-                        f"{sub['cos_R0_Sperp'].max():.2e}], eps in [{sub['eps'].min():.3g}, "
-                        f"{sub['eps'].max():.3g}], sigma_min(Sigma) in [{sub['sigma_min'].min():.2e}, "
-                        f"{sub['sigma_min'].max():.2e}]"))
+                        f"{note}; bound values in [{allft['thm33_bound' + suffix].min():.3g}, "
+                        f"{allft['thm33_bound' + suffix].max():.3g}]; "
+                        f"cos theta_max(R0, S_perp) in [{allft['cos_R0_Sperp'].min():.2e}, "
+                        f"{allft['cos_R0_Sperp'].max():.2e}], eps in [{allft['eps'].min():.3g}, "
+                        f"{allft['eps'].max():.3g}], sigma_min(Sigma) in [{allft['sigma_min'].min():.2e}, "
+                        f"{allft['sigma_min'].max():.2e}]"))
     o = orderings(df)
     # 3. the linear model's own feature-distortion predictions on real features
     ft = df[df["method"] == "ft"]
@@ -454,6 +461,15 @@ def check(df, config: Config) -> list[dict]:
                             ft["dataset"], ft["task"], ft["ood_domain"], ft["s_tol"], ft["target"],
                             ft["lin_fc_id"], ft["lin_fc_ood"], ft["lin_fc_rel_id"], ft["lin_fc_rel_ood"],
                             ft["id_test_mean_norm"], ft["ood_mean_norm"], ft["rho"]))))
+    r_rel = np.log10(ft["lin_fc_rel_id"].to_numpy() / ft["lin_fc_rel_ood"].to_numpy())
+    rows.append(row("linear_ft_distorts_id_more_relative",
+                    "the linear model's FT changes ID-test features more than OOD features, relative to the "
+                    "input's norm (mean ||(B-B0)x|| / ||x||: OOD features can be longer than ID ones)",
+                    "THEORY.md §6 (feature distortion), §9", passed(bool((r_rel > 0).all())), float(r_rel.min()),
+                    "log10(relative feature change ID / OOD), worst instance", len(ft),
+                    "; ".join(f"{a} {b}->{c} tol {t:g} {g}: {x:.3g}/{y:.3g}" for a, b, c, t, g, x, y in zip(
+                        ft["dataset"], ft["task"], ft["ood_domain"], ft["s_tol"], ft["target"],
+                        ft["lin_fc_rel_id"], ft["lin_fc_rel_ood"]))))
     r_lf = np.log10(ft["lin_fc_id"].to_numpy() / lpft["lin_fc_id"].to_numpy())
     rows.append(row("linear_lpft_distorts_less",
                     "the linear model's LP-FT changes ID features less than FT", "THEORY.md §6, §9",

@@ -111,7 +111,7 @@ def test_join_with_network_results_and_checks(tiny_run, tmp_path):
     # without network results the agreement rows say not_applicable, never pass
     rows0 = {r["id"]: r for r in rf.check(pd.DataFrame.from_records(recs), TINY)}
     assert rows0["agree_lp_vs_ft_ood"]["status"] == "not_applicable"
-    assert rows0["thm33_published"]["status"] in ("vacuous", "pass", "fail", "not_applicable")
+    assert rows0["thm33_published"]["status"] == "not_applicable"   # real labels: y != X w*
     assert math.isfinite(rows0["bridge_geometry"]["margin"])
 
 

@@ -1,4 +1,4 @@
-"""The two-layer model on real features: the bridge of THEORY.md §9 (issue 8 §1).
+"""The two-layer model on real features: the bridge of THEORY.md §9.
 
 Pure NumPy / SciPy geometry (no torch): from feature matrices of a pretrained
 network (penultimate features, eval mode) and binary labels in {-1, +1} it builds a
@@ -63,7 +63,7 @@ TARGETS = ("labels", "wstar")
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    """Settings of the bridge (THEORY.md §9); defaults of issue 8 §1."""
+    """Settings of the bridge (THEORY.md §9)."""
 
     k: int = 16
     #: relative singular-value tolerance defining S (s_i > s_tol * s_1)

@@ -192,9 +192,9 @@ def extract_features(dataset: str, cache_dir, *, quick: bool = False, split_seed
         data_kw["data_dir"] = data_dir
     ck = binfo.get("checkpoint", "")
     ck_id = ck
-    if ck and Path(ck).is_file():
-        st = Path(ck).stat()
-        ck_id = f"{Path(ck).name}:{st.st_size}:{int(st.st_mtime)}"
+    if ck and Path(ck).is_file():  # the checkpoint's content, so that a copy reuses the cache
+        import hashlib
+        ck_id = f"{Path(ck).name}:{hashlib.sha256(Path(ck).read_bytes()).hexdigest()[:16]}"
     key = config_hash({"dataset": dataset, "ck": ck_id, "arch": binfo["arch"], "input_size": cfg.get("input_size"),
                        "image_size": binfo["image_size"], "data": {k: v for k, v in data_kw.items()
                                                                     if k != "data_dir"},
