@@ -1,9 +1,14 @@
 """Test configuration: a deterministic hypothesis profile (derandomized, no deadline:
-JAX compiles on first use)."""
+JAX compiles on first use), and JAX's persistent compilation cache in
+``.pytest_cache/jax`` (set ``TWOLAYER_JAX_CACHE`` to move it, ``off`` to disable), so
+that the suite compiles the solver once across runs and processes."""
 
 import os
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+os.environ.setdefault("TWOLAYER_JAX_CACHE", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))
 
 settings.register_profile(
     "twolayer",

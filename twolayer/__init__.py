@@ -7,9 +7,9 @@ the solver calls) and never imports torch (see ``twolayer.empirical``).
 """
 
 from . import bounds
-from .errors import (AssumptionError, NotOrthonormalError, SolverFailedError,
-                     SolverStepLimitError, TwoLayerInputError)
-from .flow import FlowConfig, simulate, simulate_batch
+from .errors import (AssumptionError, NotOrthonormalError, SolverCertificateError, SolverError,
+                     SolverFailedError, SolverStepLimitError, TwoLayerInputError)
+from .flow import FlowConfig, FlowResult, compile_count, simulate, simulate_batch
 from .gd import gradient_descent
 from .generate import make_problem, ood_second_moment
 from .geometry import (cos_theta_max, distance, orthonormalize_rows, principal_angles,
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Problem", "make_problem", "ood_second_moment", "simulate", "simulate_batch", "FlowConfig",
+    "FlowResult", "compile_count", "SolverError", "SolverCertificateError",
     "gradient_descent", "Trajectory", "LinearProbe", "lp_head", "lp_limit",
     "train_loss", "ood_loss", "id_loss", "feature_change", "effective_predictor",
     "invariant_drift", "InvariantDrift", "distance", "procrustes_rotation", "procrustes_distance",

@@ -10,8 +10,10 @@ __all__ = [
     "TwoLayerInputError",
     "NotOrthonormalError",
     "AssumptionError",
+    "SolverError",
     "SolverStepLimitError",
     "SolverFailedError",
+    "SolverCertificateError",
 ]
 
 
@@ -57,21 +59,41 @@ class AssumptionError(TwoLayerInputError):
     """A theorem's assumption (THEORY.md) fails for the given input."""
 
 
-class SolverStepLimitError(TwoLayerInputError):
-    """The ODE solver hit ``max_steps`` before reaching the last requested time."""
+class SolverError(RuntimeError):
+    """Base of every solver failure: catch this one class (``except SolverError``)."""
 
-    def __init__(self, max_steps: int, t_reached: float, t_target: float, detail: str = ""):
+
+class SolverStepLimitError(SolverError, TwoLayerInputError):
+    """The ODE solver hit ``max_steps`` before reaching the last requested time.
+
+    Also a :class:`TwoLayerInputError` (argument ``max_steps``) for backward compatibility.
+    ``t_target`` is the time the solver aimed for; ``asked`` is what the user asked for
+    (e.g. ``"t = inf (the steady state, integrated up to t_inf_max=1e+06)"``).
+    """
+
+    def __init__(self, max_steps: int, t_reached: float, t_target: float, detail: str = "",
+                 asked: str = "", fix: str = ""):
         self.max_steps = int(max_steps)
         self.t_reached = float(t_reached)
         self.t_target = float(t_target)
-        super().__init__(
-            "max_steps",
+        self.asked = asked or f"t={t_target:.6g}"
+        TwoLayerInputError.__init__(
+            self, "max_steps",
             f"the solver took max_steps={max_steps} steps and stopped at "
-            f"t={t_reached:.6g} before t={t_target:.6g}{detail}",
-            "increase max_steps, shorten ts, loosen rtol/atol, or use a stiff "
-            "solver (solver='kvaerno5')",
+            f"t={t_reached:.6g} before reaching {self.asked}{detail}",
+            fix or "increase max_steps, shorten ts, or use the stiff solver "
+            "(solver='kvaerno5')",
         )
 
 
-class SolverFailedError(RuntimeError):
+class SolverFailedError(SolverError):
     """The ODE solver failed for a reason other than the step limit."""
+
+
+class SolverCertificateError(SolverFailedError):
+    """A solution failed its a-posteriori certificate (see :mod:`twolayer.certificate`)
+    even after further integration; ``certificate`` holds the numbers."""
+
+    def __init__(self, message: str, certificate: dict | None = None):
+        self.certificate = dict(certificate or {})
+        super().__init__(message)

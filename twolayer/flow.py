@@ -7,46 +7,97 @@ and the flow becomes (in the basis where X^T X restricted to S is diagonal)
 
     r_S = s^2 * (G^T v) - s * (U_m^T y),   dv/dt = -2 G r_S,   dG/dt = -2 v r_S^T,
 
-whose cost is O(k m) per evaluation, independent of n and d. It is integrated in
-float64 with diffrax (adaptive, explicit tolerances). The full B(t) is rebuilt
-exactly; I1 then holds to rounding.
+whose cost is O(k m) per evaluation, independent of n and d (:mod:`twolayer._field`,
+written once for NumPy and JAX). It is integrated in float64 with diffrax (adaptive,
+explicit tolerances, :mod:`twolayer._solve`). The full B(t) is rebuilt exactly; I1 then
+holds to rounding.
+
+Tolerances are scaled to the problem: the integrated state is the displacement from the
+start, and ``atol`` is relative to its expected size Delta = ||f(y0)|| / L (L a bound on
+the Hessian's largest eigenvalue), so that an FT stage that moves the state by O(eps)
+(LP-FT at small eps) is still resolved to ``rtol`` pointwise (``atol_relative=False``
+restores an absolute atol).
 
 Steady state (used for ``t = inf`` and to skip the stiff tail, THEORY.md §8): the
 integration stops at the first accepted step where
 
     ||f(y)||_2 <= steady_rtol * scale(y),  scale = 2 ||G||_F (||s^2 * G^T v|| + ||c||) + 2 ||v|| ||r_S||
 
-(default steady_rtol = 1e-9, above the level at which an explicit solver's stiff-mode
-noise keeps ||f|| / scale, measured at 1e-12 to 4e-10; if the step limit is hit first the
-problem is retried with a 10x, then 100x looser rule, and the status says so), and the flow is
-continued from there in closed form by the linearised flow (:mod:`twolayer.tail`):
-y(t) = y_e + E diag(-expm1(-lambda (t - t_e)) / lambda) E^T f_e, H = E diag(lambda) E^T
-the Hessian of the reduced loss. Its error is second order in the remaining
-displacement ||H^+ f_e|| (reported in ``stats['tail_correction_norm']``); tests compare
-it against integrating on without stopping (agreement at the solver's accuracy).
+(default steady_rtol = 1e-9; if the step limit is hit first, the problem is retried with
+the looser rules of ``FlowConfig.retry_schedule``, and the result says so), and the flow
+is continued from there in closed form by the linearised flow (:mod:`twolayer.tail`).
+
+A stop (or a state already steady at t = 0) counts as steady only at a minimum: the
+reduced Hessian there must have no negative curvature beyond ``saddle_rtol * lambda_max``.
+Every stationary point with a nonzero residual is a strict saddle (v = 0), where the rule
+alone cannot tell it from a minimum. Near one, the steady stop is disallowed until the
+escape time log(size / delta) / |lambda_min| has passed twice, and the flow integrates
+on; only an exact saddle (its unstable component at rounding level) is held, with result
+``SADDLE_HELD``.
+
+Every FT / LP-FT result carries an a-posteriori certificate (:mod:`twolayer.certificate`;
+``Trajectory.certificate``). A failing one triggers a further integration with the stiff
+``fallback_solver`` at the strict steady rule, and raises
+:class:`~twolayer.errors.SolverCertificateError` if that fails too: it is never returned
+as a success.
+
+Compilation and cores (issue 10): tolerances and rules are traced values, save times are
+padded to power-of-two buckets and batches run as single solves on a thread pool (CPU,
+``batching="map"``) or as fixed-size vmapped chunks (GPU, ``"vmap"``), so a new batch
+size, tolerance or number of times does not compile again; :func:`compile_count` says how
+often the solver was compiled. The persistent compilation cache (:mod:`twolayer._jaxcache`,
+env ``TWOLAYER_JAX_CACHE``) makes a new process start warm.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field as dc_field
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import SolverFailedError, SolverStepLimitError, TwoLayerInputError
-from .lp import LinearProbe
+from . import _solve
+from ._field import steady_measure
+from ._jaxcache import cache_dir, compile_count
+from .certificate import certify
+from .errors import (SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError,
+                     TwoLayerInputError)
+from .methods import METHODS, Method, get_method
 from .problem import Problem
-from .tail import _field, linear_tail
-from .trajectory import Trajectory
+from .tail import Curvature, curvature, linear_tail, reduced_hessian
+from .trajectory import FlowResult, Trajectory
 
-__all__ = ["FlowConfig", "simulate", "simulate_batch", "METHODS", "SOLVERS"]
+__all__ = ["FlowConfig", "FlowResult", "simulate", "simulate_batch", "compile_count", "cache_dir",
+           "METHODS", "SOLVERS", "BATCHINGS"]
 
-METHODS = ("lp", "ft", "lpft")
-SOLVERS = ("dopri8", "tsit5", "kvaerno5")
+SOLVERS = _solve.SOLVERS
+BATCHINGS = ("auto", "map", "vmap")
+EPS = float(np.finfo(np.float64).eps)
 
 
 class FlowConfig(NamedTuple):
-    """Solver settings (all explicit; see the module docstring for the steady rule)."""
+    """Solver settings (all explicit; see the module docstring).
+
+    rtol, atol : step-size controller tolerances (atol relative to the displacement scale
+        Delta unless ``atol_relative=False``).
+    solver : "dopri8", "tsit5" or "kvaerno5" (implicit, stiff).
+    max_steps : step limit per integration (reaching it after every retry raises
+        :class:`SolverStepLimitError`).
+    steady_rtol : the steady-state rule (module docstring).
+    t_inf_max : how far the flow is integrated at most when ``ts`` contains inf.
+    tail_eig_rtol : null-space clamp of the closed-form tail (relative to lambda_max).
+    retry_schedule : factors applied to steady_rtol, in turn, after a step limit.
+    atol_relative : scale atol by the displacement scale Delta (module docstring).
+    saddle_rtol : negative curvature beyond saddle_rtol * lambda_max marks a saddle.
+    certify : check the a-posteriori certificate (:mod:`twolayer.certificate`).
+    fallback_solver : integrate with this solver when a certificate fails (None: raise).
+    batching : "auto" (vmap on a GPU, map on the CPU), "map" or "vmap" (simulate_batch).
+    workers : threads for simulate_batch (None: every CPU core).
+    chunk : problems per vmapped chunk (fixed: batches are padded to it).
+    """
 
     rtol: float = 1e-10
     atol: float = 1e-12
@@ -55,24 +106,42 @@ class FlowConfig(NamedTuple):
     steady_rtol: float = 1e-9
     t_inf_max: float = 1e6
     tail_eig_rtol: float = 1e-8
+    retry_schedule: tuple = (1.0, 10.0, 100.0)
+    atol_relative: bool = True
+    saddle_rtol: float = 1e-6
+    certify: bool = True
+    fallback_solver: str | None = "kvaerno5"
+    batching: str = "auto"
+    workers: int | None = None
+    chunk: int = 64
 
 
 # ----------------------------------------------------------------------------- input checks
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise TwoLayerInputError("method", f"unknown method {method!r}", f"use one of {METHODS}")
-    return method
+def _check_problem(problem, argument: str = "problem") -> Problem:
+    if not isinstance(problem, Problem):
+        raise TwoLayerInputError(argument, f"expected a twolayer.Problem, got {type(problem).__name__}",
+                                 "build one with twolayer.make_problem(...) or twolayer.Problem(...)")
+    return problem
+
+
+def _check_method(method) -> str:
+    return get_method(method).name
 
 
 def _check_ts(ts) -> np.ndarray:
     try:
-        ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+        ts = np.asarray(ts, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TwoLayerInputError("ts", f"cannot convert to float64 ({exc})") from exc
+        raise TwoLayerInputError("ts", f"cannot convert to float64 ({exc})",
+                                 "pass a 1-D sequence of times") from exc
+    if ts.ndim > 1:
+        raise TwoLayerInputError("ts", f"has shape {ts.shape}; times are a 1-D sequence",
+                                 "pass a 1-D array of sorted times (e.g. ts.ravel() if you meant that)")
+    ts = ts.reshape(-1)
     if ts.size == 0:
         raise TwoLayerInputError("ts", "is empty", "pass at least one time")
     if np.any(np.isnan(ts)):
-        raise TwoLayerInputError("ts", "contains NaN")
+        raise TwoLayerInputError("ts", "contains NaN", "pass finite times >= 0 (or inf for the limit)")
     if np.any(ts < 0) or np.any(np.isneginf(ts)):
         raise TwoLayerInputError("ts", f"contains negative times (min {ts.min()})", "times start at 0")
     if np.any(np.diff(ts) < 0):
@@ -88,246 +157,416 @@ def _check_v0(problem: Problem, v0) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise TwoLayerInputError("v0", f"cannot convert to float64 ({exc})") from exc
     if v0.shape != (problem.k,):
-        raise TwoLayerInputError("v0", f"shape {v0.shape}, expected ({problem.k},)")
+        raise TwoLayerInputError("v0", f"shape {v0.shape}, expected ({problem.k},)",
+                                 f"pass a head of length k={problem.k}, or None for problem.v0")
     if not np.all(np.isfinite(v0)):
-        raise TwoLayerInputError("v0", "contains NaN/inf")
+        raise TwoLayerInputError("v0", "contains NaN/inf", "pass a finite head")
     return v0
 
 
+def _positive(name, val, allow_inf=False):
+    try:
+        ok = float(val) > 0 and (math.isfinite(float(val)) or allow_inf)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TwoLayerInputError(name, f"must be a positive finite float, got {val!r}",
+                                 f"pass e.g. {name}={getattr(FlowConfig(), name)!r}")
+
+
 def _check_config(config: FlowConfig) -> FlowConfig:
+    if not isinstance(config, FlowConfig):
+        raise TwoLayerInputError("config", f"expected a FlowConfig, got {type(config).__name__}",
+                                 "pass twolayer.FlowConfig(...)")
     if config.solver not in SOLVERS:
         raise TwoLayerInputError("solver", f"unknown solver {config.solver!r}", f"use one of {SOLVERS}")
-    for name in ("rtol", "atol", "steady_rtol"):
-        val = getattr(config, name)
-        if not (np.isfinite(val) and val > 0):
-            raise TwoLayerInputError(name, f"must be a positive finite float, got {val!r}")
-    if int(config.max_steps) < 1:
-        raise TwoLayerInputError("max_steps", f"must be >= 1, got {config.max_steps}")
+    if config.fallback_solver is not None and config.fallback_solver not in SOLVERS:
+        raise TwoLayerInputError("fallback_solver", f"unknown solver {config.fallback_solver!r}",
+                                 f"use one of {SOLVERS} or None")
+    for name in ("rtol", "atol", "steady_rtol", "tail_eig_rtol", "saddle_rtol", "t_inf_max"):
+        _positive(name, getattr(config, name))
+    try:
+        steps_ok = int(config.max_steps) == config.max_steps and int(config.max_steps) >= 1
+    except (TypeError, ValueError):
+        steps_ok = False
+    if not steps_ok:
+        raise TwoLayerInputError("max_steps", f"must be an integer >= 1, got {config.max_steps!r}")
+    sched = tuple(config.retry_schedule)
+    if not sched or any(not (isinstance(x, (int, float)) and x > 0 and math.isfinite(x)) for x in sched):
+        raise TwoLayerInputError("retry_schedule", f"must be a non-empty tuple of positive factors, got {sched!r}",
+                                 "e.g. (1.0, 10.0, 100.0)")
+    if config.batching not in BATCHINGS:
+        raise TwoLayerInputError("batching", f"unknown batching {config.batching!r}", f"use one of {BATCHINGS}")
+    if config.workers is not None and (int(config.workers) != config.workers or config.workers < 1):
+        raise TwoLayerInputError("workers", f"must be None or an integer >= 1, got {config.workers!r}")
+    if int(config.chunk) != config.chunk or config.chunk < 1:
+        raise TwoLayerInputError("chunk", f"must be an integer >= 1, got {config.chunk!r}")
     return config
 
 
-# ----------------------------------------------------------------------------- the JAX solve
-_SOLVE_CACHE: dict = {}
+def _make_config(config, rtol, atol, options) -> FlowConfig:
+    config = FlowConfig() if config is None else config
+    if not isinstance(config, FlowConfig):
+        raise TwoLayerInputError("config", f"expected a FlowConfig, got {type(config).__name__}",
+                                 "pass twolayer.FlowConfig(...)")
+    unknown = sorted(set(options) - set(FlowConfig._fields))
+    if unknown:
+        raise TwoLayerInputError(unknown[0], "is not an option of simulate",
+                                 f"use one of {FlowConfig._fields}")
+    if rtol is not None:
+        options["rtol"] = rtol
+    if atol is not None:
+        options["atol"] = atol
+    return _check_config(config._replace(**options))
 
 
-def _build_solve(solver_name: str, rtol: float, atol: float, max_steps: int, batched: bool):
-    """A jitted pure function (s2, c, v0, G0, ts, t1) -> (v_ts, G_ts, v_end, G_end, t_end, result, stats)."""
-    key = (solver_name, rtol, atol, max_steps, batched)
-    if key in _SOLVE_CACHE:
-        return _SOLVE_CACHE[key]
-    import diffrax
-    import jax
-    import jax.numpy as jnp
+# ----------------------------------------------------------------------------- the policy
+@dataclass
+class _Case:
+    """One problem's FT stage as it moves through the policy."""
 
-    # The state is the displacement (dv, dG) = (v - v_start, G - G0), so that the
-    # tolerances control the change made by fine-tuning itself: when FT moves the
-    # state by a small amount (LP-FT, small eps), it is still resolved to rtol.
-    def _full(y, args):
-        dv, dG = y
-        s2, c, v_start, G0, _ = args
-        return v_start + dv, G0 + dG, s2, c
+    s2: np.ndarray
+    c: np.ndarray
+    v0: np.ndarray
+    G0: np.ndarray
+    i2_norm0: float
+    job: _solve.Job | None = None
+    job_done: _solve.Job | None = None
+    attempt: int = 0
+    saddle_tries: int = 0
+    fallback: bool = False
+    t0: bool = False
+    t_hold: float = 0.0
+    notes: list = dc_field(default_factory=list)
+    steps_total: int = 0
+    out: tuple | None = None          # (v_out, G_out, result, stats, certificate)
+    error: Exception | None = None
 
-    def vector_field(t, y, args):
-        v, G, s2, c = _full(y, args)
-        r = s2 * (G.T @ v) - c
-        return (-2.0 * (G @ r), -2.0 * jnp.outer(v, r))
 
-    def steady(t, y, args, **kwargs):
-        v, G, s2, c = _full(y, args)
-        Gtv = G.T @ v
-        r = s2 * Gtv - c
-        fv, fG = -2.0 * (G @ r), -2.0 * jnp.outer(v, r)
-        fnorm = jnp.sqrt(jnp.sum(fv ** 2) + jnp.sum(fG ** 2))
-        scale = 2.0 * jnp.linalg.norm(G) * (jnp.linalg.norm(s2 * Gtv) + jnp.linalg.norm(c)) \
-            + 2.0 * jnp.linalg.norm(v) * jnp.linalg.norm(r)
-        return fnorm <= args[4] * scale
+def _eig_at(case, v, G):
+    return np.linalg.eigh(reduced_hessian(case.s2, case.c, v, G))
 
-    solver = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5, "kvaerno5": diffrax.Kvaerno5}[solver_name]()
-    term = diffrax.ODETerm(vector_field)
-    controller = diffrax.PIDController(rtol=rtol, atol=atol)
 
-    def solve_one(s2, c, v0, G0, ts, t1, steady_rtol):
-        zero = (jnp.zeros_like(v0), jnp.zeros_like(G0))
-        sol = diffrax.diffeqsolve(
-            term, solver, t0=0.0, t1=t1, dt0=None, y0=zero, args=(s2, c, v0, G0, steady_rtol),
-            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
-            stepsize_controller=controller,
-            max_steps=max_steps, event=diffrax.Event(steady), throw=False,
-        )
-        (dv_ts, dG_ts), (dv_end, dG_end) = sol.ys
-        stats = jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"],
-                           sol.stats["num_rejected_steps"]])
-        return (v0 + dv_ts, G0 + dG_ts, v0 + dv_end[0], G0 + dG_end[0], sol.ts[1][0],
-                sol.result._value, stats)
+def _size(case, v, G) -> float:
+    return float(np.linalg.norm(v) + np.linalg.norm(G) + np.linalg.norm(case.c) / np.sqrt(np.max(case.s2)))
 
-    if batched:
-        # Measured (experiments/benchmark_flow.py): a sequential lax.map over problems, each
-        # with its own adaptive steps and steady stop, beats vmap here. Under vmap every
-        # problem takes as many steps as the stiffest one, and the Dopri8 stage
-        # combinations over the whole batch are memory-bound on the CPU.
-        def fn(s2, c, v0, G0, ts, t1, steady_rtol):
-            return jax.lax.map(lambda a: solve_one(*a, ts, t1, steady_rtol), (s2, c, v0, G0))
+
+def _is_saddle(curv: Curvature, config: FlowConfig, case=None, v=None, G=None) -> bool:
+    """Negative curvature beyond noise: lambda_min < -saddle_rtol * lambda_max while the
+    residual is not small (||r_S|| > 0.1 ||c||). Near the minimum manifold H has negative
+    eigenvalues down to -2 ||r_S|| (the residual's own curvature, vanishing at the minimum:
+    noise of a stop made at a looser rule); at a saddle (v = 0, r_S = -c) it does not vanish."""
+    if not curv.lambda_min < -config.saddle_rtol * max(curv.lambda_max, 1e-300):
+        return False
+    if case is None:
+        return True
+    r = case.s2 * (G.T @ v) - case.c
+    return bool(np.linalg.norm(r) > 0.1 * np.linalg.norm(case.c))
+
+
+def _atol(case, config: FlowConfig) -> float:
+    """atol scaled to the displacement scale Delta = ||f(y0)|| / L (module docstring)."""
+    if not config.atol_relative:
+        return float(config.atol)
+    from ._field import field
+    fv, fG, r = field(np, case.s2, case.c, case.v0, case.G0)
+    fn = float(np.sqrt(np.sum(fv ** 2) + np.sum(fG ** 2)))
+    L = 2.0 * float(np.max(case.s2)) * (float(case.v0 @ case.v0) + float(np.sum(case.G0 ** 2))) \
+        + 2.0 * float(np.linalg.norm(r))
+    delta = fn / L if L > 0 else 1.0
+    # Never below the rounding noise of the field (EPS * the size of its terms) over the
+    # fastest time scale 1 / L: the error estimate cannot resolve less.
+    _, scale = steady_measure(np, case.s2, case.c, case.v0, case.G0)
+    floor = 10.0 * EPS * scale / L if L > 0 else 0.0
+    return max(float(config.atol) * min(delta, 1.0), floor, 1e-300)
+
+
+def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict):
+    """The start: nothing to do (t1 = 0), an exact saddle (held), a steady minimum-like start
+    (continued in closed form from t = 0, like a stop), or the first integration job."""
+    if t1 <= 0.0:
+        case.out = ("hold", FlowResult.SUCCESS, {})
+        return
+    fnorm, scale = steady_measure(np, case.s2, case.c, case.v0, case.G0)
+    if fnorm <= config.steady_rtol * scale:
+        eig = _eig_at(case, case.v0, case.G0)
+        curv = curvature(case.s2, case.c, case.v0, case.G0, eig)
+        if not _is_saddle(curv, config, case, case.v0, case.G0):
+            # Steady at t = 0 and no negative curvature: the closed-form tail from t = 0
+            # (exactly the start where f vanishes); certified like any stop.
+            case.t0 = True
+            k, m = case.G0.shape
+            raw0 = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), case.v0, case.G0, 0.0, codes["event"],
+                              np.zeros(3, np.int64))
+            case.job_done = _job(case, config, config.solver, config.steady_rtol)
+            case.out = ("raw", raw0, True, eig, curv)
+            return
+        if curv.unstable <= 100.0 * EPS * _size(case, case.v0, case.G0):
+            case.out = ("hold", FlowResult.SADDLE_HELD, dict(curvature=curv._asdict(), unstable=curv.unstable))
+            return
+        case.t_hold = 2.0 * curv.escape_time
+        case.saddle_tries += 1
+        case.notes.append(f"near a saddle at t=0 (lambda_min={curv.lambda_min:.3g}, unstable "
+                          f"component {curv.unstable:.2e}): no steady stop before t={case.t_hold:.4g}")
+    case.job = _job(case, config, config.solver, config.steady_rtol * config.retry_schedule[0])
+
+
+def _job(case: _Case, config: FlowConfig, solver: str, steady_rtol: float) -> _solve.Job:
+    return _solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
+                      float(config.rtol), _atol(case, config), solver)
+
+
+def _step_limit_error(config, raw, t1, want_inf, where, job):
+    if want_inf:
+        asked = f"t = inf (the steady state, sought up to t_inf_max={t1:g})"
+        if job.steady_rtol < 10.0 * config.rtol:
+            fix = (f"the steady rule (steady_rtol={job.steady_rtol:.0e} after retries) is stricter "
+                   f"than the solver's accuracy (rtol={config.rtol:.0e}); pass steady_rtol >= 10*rtol "
+                   f"(e.g. steady_rtol={10 * config.rtol:.0e}) or tighten rtol; or raise max_steps")
+        else:
+            fix = ("the flow is slow or stiff here: raise max_steps, or use solver='kvaerno5'; "
+                   "tightening steady_rtol will not help")
     else:
-        fn = solve_one
-    fn = jax.jit(fn)
-    _SOLVE_CACHE[key] = fn
-    return fn
+        asked = f"t={t1:.6g} (the last time in ts)"
+        fix = "raise max_steps, ask for earlier times, or use solver='kvaerno5' (stiff)"
+    return SolverStepLimitError(config.max_steps, raw.t_end, t1, where, asked=asked, fix=fix)
 
 
-def _result_codes():
-    import diffrax
-    return (int(diffrax.RESULTS.successful._value), int(diffrax.RESULTS.event_occurred._value),
-            int(diffrax.RESULTS.max_steps_reached._value))
+def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where):
+    """The retry policy after one integration. Sets ``case.job`` (integrate again) or
+    ``case.out`` (done), or raises."""
+    job = case.job
+    case.steps_total += int(raw.stats[0])
+    if raw.code == codes["max_steps"]:
+        if case.attempt + 1 < len(config.retry_schedule):
+            case.attempt += 1
+            srt = config.steady_rtol * config.retry_schedule[case.attempt]
+            case.job = job._replace(steady_rtol=srt)
+            return
+        raise _step_limit_error(config, raw, t1, want_inf, where, job)
+    if raw.code not in (codes["ok"], codes["event"]):
+        raise SolverFailedError(f"diffrax failed with result code {raw.code} at t={raw.t_end:.6g}{where}; "
+                                "try solver='kvaerno5'")
+    steady = raw.code == codes["event"]
+    if want_inf and not steady:
+        raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g}{where}: raise t_inf_max "
+                                f"(FlowConfig.t_inf_max) or steady_rtol, or ask for finite times only")
+    eig = curv = None
+    if steady:
+        eig = _eig_at(case, raw.v_end, raw.G_end)
+        curv = curvature(case.s2, case.c, raw.v_end, raw.G_end, eig)
+        if _is_saddle(curv, config, case, raw.v_end, raw.G_end):
+            # A stop at a saddle: the rule cannot tell it from a minimum. Integrate on.
+            if case.saddle_tries >= 4 or not math.isfinite(curv.escape_time):
+                raise SolverFailedError(
+                    f"the flow stopped at a saddle at t={raw.t_end:.6g}{where} (lambda_min="
+                    f"{curv.lambda_min:.3g}, unstable component {curv.unstable:.2e}) and did not escape "
+                    f"after {case.saddle_tries} tries; raise t_inf_max or max_steps")
+            case.saddle_tries += 1
+            case.t_hold = max(raw.t_end + 2.0 * curv.escape_time, 2.0 * case.t_hold, raw.t_end * 2.0)
+            case.notes.append(f"stop at a saddle at t={raw.t_end:.4g} rejected (lambda_min={curv.lambda_min:.3g});"
+                              f" no steady stop before t={case.t_hold:.4g}")
+            case.job = job._replace(t_hold=case.t_hold)
+            return
+    case.out = ("raw", raw, steady, eig, curv)
+    case.job = None
 
 
-def _pad_ts(ts_f: np.ndarray) -> np.ndarray:
-    """Pad the save times to a power-of-two length (fewer recompilations)."""
-    T = max(1, ts_f.size)
-    size = 1 << (T - 1).bit_length()
-    last = ts_f[-1] if ts_f.size else 0.0
-    return np.concatenate([ts_f, np.full(size - ts_f.size, last)])
+def _continue_tail(case: _Case, raw, steady, eig, ts, config):
+    """Outputs at every t in ts: the integrated values, and after a stop the closed-form tail."""
+    finite = np.isfinite(ts)
+    nf = int(finite.sum())
+    v_out = np.empty((ts.size, case.v0.size))
+    G_out = np.empty((ts.size,) + case.G0.shape)
+    if raw.v_ts.shape[0] >= nf:
+        v_out[finite], G_out[finite] = raw.v_ts[:nf], raw.G_ts[:nf]
+    v_out[~finite], G_out[~finite] = raw.v_end, raw.G_end
+    tail = None
+    if steady:
+        after = np.ones(ts.size, bool)
+        after[finite] = ts[finite] >= raw.t_end
+        taus = ts[after] - raw.t_end if np.any(after) else np.array([np.inf])
+        v_t, G_t, tail = linear_tail(case.s2, case.c, raw.v_end, raw.G_end, taus, config.tail_eig_rtol, eig)
+        if np.any(after):
+            v_out[after], G_out[after] = v_t, G_t
+    return v_out, G_out, tail
 
 
-def _steady_np(s2, c, v, G, steady_rtol: float) -> bool:
-    """The steady-state rule of the module docstring, in NumPy (checked at t = 0)."""
-    fv, fG, r = _field(s2, c, v, G)
-    fnorm = np.sqrt(np.sum(fv ** 2) + np.sum(fG ** 2))
-    scale = 2.0 * np.linalg.norm(G) * (np.linalg.norm(s2 * (G.T @ v)) + np.linalg.norm(c)) \
-        + 2.0 * np.linalg.norm(v) * np.linalg.norm(r)
-    return bool(fnorm <= steady_rtol * scale)
+def _finish(case: _Case, ts, config, wall, batched, where):
+    """Package one finished case: outputs, certificate, result, stats. May set a fallback job."""
+    kind = case.out[0]
+    if kind == "hold":
+        _, result, extra = case.out
+        v_out = np.repeat(case.v0[None], ts.size, 0)
+        G_out = np.repeat(case.G0[None], ts.size, 0)
+        stats = dict(solver=config.solver, rtol=config.rtol, atol=config.atol, atol_effective=None,
+                     steady_rtol=config.steady_rtol, num_steps=0, num_accepted_steps=0, num_rejected_steps=0,
+                     t_steady=0.0 if result.is_held else None, wall_time_s=wall, batched=batched, tail=None,
+                     tail_correction_norm=None, tail_null_residual=None, notes=list(case.notes), **extra)
+        cert = None
+        if config.certify and result.is_held:
+            t0 = time.perf_counter()
+            curv = Curvature(**extra["curvature"])
+            cert = certify(case.s2, case.c, v_out[:1], G_out[:1], case.v0, case.G0, case.i2_norm0,
+                           rtol=config.rtol, steady_rtol=config.steady_rtol, saddle_rtol=config.saddle_rtol,
+                           curvature=curv)
+            cert["seconds"] = time.perf_counter() - t0
+        return v_out, G_out, result, stats, cert
+    _, raw, steady, eig, curv = case.out
+    job = case.job_done
+    t0 = time.perf_counter()
+    v_out, G_out, tail = _continue_tail(case, raw, steady, eig, ts, config)
+    if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(G_out))):
+        raise SolverFailedError(f"non-finite state in the solution{where}")
+    if steady:
+        if case.t0:
+            result = FlowResult.STATIONARY_T0
+        elif case.fallback:
+            result = FlowResult.STEADY_STIFF
+        elif job.steady_rtol != config.steady_rtol:
+            result = FlowResult.STEADY_RELAXED
+        else:
+            result = FlowResult.STEADY_TAIL
+    else:
+        result = FlowResult.SUCCESS
+    cert = None
+    if config.certify:
+        scale = steady_measure(np, case.s2, case.c, raw.v_end, raw.G_end)[1] if steady else None
+        order = np.argsort(ts, kind="stable")
+        cert = certify(case.s2, case.c, v_out[order], G_out[order], case.v0, case.G0, case.i2_norm0,
+                       rtol=config.rtol, steady_rtol=job.steady_rtol, saddle_rtol=config.saddle_rtol,
+                       tail=tail, steady_scale=scale, curvature=curv,
+                       saddle=curv is not None and _is_saddle(curv, config, case, raw.v_end, raw.G_end))
+        cert["seconds"] = time.perf_counter() - t0
+    stats = dict(solver=job.solver, rtol=config.rtol, atol=config.atol, atol_effective=job.atol,
+                 steady_rtol=job.steady_rtol, num_steps=int(raw.stats[0]), num_accepted_steps=int(raw.stats[1]),
+                 num_rejected_steps=int(raw.stats[2]), num_steps_total=case.steps_total,
+                 t_steady=raw.t_end if steady else None, t_hold=case.t_hold or None, wall_time_s=wall,
+                 batched=batched, tail="linearised closed form" if tail is not None else None,
+                 tail_correction_norm=tail.correction_norm if tail is not None else None,
+                 tail_null_residual=tail.null_residual if tail is not None else None,
+                 tail_second_order=tail.second_order if tail is not None else None,
+                 curvature=curv._asdict() if curv is not None else None, notes=list(case.notes))
+    return v_out, G_out, result, stats, cert
 
 
-def _solve_reduced(items, ts: np.ndarray, config: FlowConfig, batched: bool):
-    """Run the FT flow for each (s2, c, v0, G0) in ``items``.
-
-    Returns one (v (T, k), G (T, k, m), status, stats) per item. Items that already
-    satisfy the steady-state rule at t = 0 (e.g. LP-FT with perfect features, where
-    the gradient vanishes) are held from t = 0 without calling the solver, whose
-    automatic first step would divide by a zero derivative.
-    """
-    import jax
-    import jax.numpy as jnp
-
+def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched: bool,
+                 pool: ThreadPoolExecutor | None, batching: str):
+    """Run the policy for every case; each ends with ``out`` = packaged tuple or ``error``."""
     finite = np.isfinite(ts)
     ts_f = ts[finite]
     want_inf = bool(np.any(~finite))
     t_last = float(ts_f[-1]) if ts_f.size else 0.0
     t1 = float(config.t_inf_max) if want_inf else t_last
     if want_inf and t_last > t1:
-        raise TwoLayerInputError("ts", f"finite times beyond t_inf_max={t1}", "raise FlowConfig.t_inf_max")
-    ts_pad = _pad_ts(ts_f)
-    ok, event, max_steps_code = _result_codes()
-    stationary = [t1 > 0.0 and _steady_np(*it, config.steady_rtol) for it in items]
-    todo = [i for i, it in enumerate(items) if t1 > 0.0 and not stationary[i]]
+        raise TwoLayerInputError("ts", f"finite times up to {t_last:g} lie beyond t_inf_max={t1:g}",
+                                 "raise FlowConfig.t_inf_max (t_inf_max=...) above the last finite time")
+    ts_pad = _solve.pad_times(ts_f)
+    codes = _solve.result_codes()
+    where = (lambda i: f" (problem {i} of the batch)") if batched else (lambda i: "")
+    pmap = (lambda fn, xs: list(pool.map(fn, xs))) if pool is not None and len(cases) > 1 else \
+        (lambda fn, xs: [fn(x) for x in xs])
 
-    # Defaults: the initial state held everywhere (t1 == 0 or stationary at t = 0).
-    raw = {i: (np.repeat(it[2][None], ts_pad.size, 0), np.repeat(it[3][None], ts_pad.size, 0),
-               it[2], it[3], 0.0, event if stationary[i] else ok, np.zeros(3, int))
-           for i, it in enumerate(items)}
+    def guarded(fn):
+        def run(i):
+            if cases[i].error is not None:
+                return
+            try:
+                fn(i)
+            except SolverError as exc:
+                cases[i].error = exc
+        return run
+
     start = time.perf_counter()
-    # If the step limit is hit (the stiff-mode noise can keep ||f|| above a strict steady
-    # rule), retry those problems with a 10x, then 100x looser rule; recorded in the status.
-    used = {i: config.steady_rtol for i in todo}
-    pending = list(todo)
-    fn = _build_solve(config.solver, float(config.rtol), float(config.atol), int(config.max_steps),
-                      batched)
-    for attempt, srt in enumerate(config.steady_rtol * np.array([1.0, 10.0, 100.0])):
+    done: dict[int, tuple] = {}
+
+    def finalize(i):
+        """Package a finished case; on a failed certificate, integrate further or raise."""
+        cs = cases[i]
+        wall = (time.perf_counter() - start) / len(cases)
+        res = _finish(cs, ts, config, wall, batched, where(i))
+        cert = res[4]
+        if cert is not None and not cert["passed"]:
+            if config.fallback_solver is not None and not cs.fallback:
+                cs.fallback = True
+                cs.attempt = 0
+                cs.notes.append(f"certificate failed ({', '.join(cert['failed'])}) with "
+                                f"{'the closed form at t=0' if cs.t0 else cs.job_done.solver}: "
+                                f"integrated again with {config.fallback_solver}")
+                cs.t0 = False
+                cs.job = cs.job_done._replace(solver=config.fallback_solver, steady_rtol=config.steady_rtol)
+                cs.out = None
+                return
+            raise SolverCertificateError(
+                f"the solution failed its certificate ({', '.join(cert['failed'])}){where(i)}: "
+                + ", ".join(f"{n}={cert[n]:.3g} > {cert[n + '_tol']:.1e}" for n in cert["failed"])
+                + "; tighten rtol or steady_rtol, or raise max_steps", cert)
+        done[i] = res
+
+    def prepare(i):
+        _prepare(cases[i], t1, config, codes)
+        if cases[i].out is not None and cases[i].out[0] == "raw":
+            finalize(i)
+
+    pmap(guarded(prepare), range(len(cases)))
+    for _ in range(64):
+        pending = [i for i, cs in enumerate(cases) if cs.job is not None and cs.error is None]
         if not pending:
             break
-        with jax.enable_x64(True):
-            if batched:
-                args = [jnp.asarray(np.stack([items[i][j] for i in pending]), dtype=jnp.float64)
-                        for j in range(4)]
-            else:
-                args = [jnp.asarray(items[pending[0]][j], dtype=jnp.float64) for j in range(4)]
-            out = fn(*args, jnp.asarray(ts_pad, dtype=jnp.float64), jnp.asarray(t1, dtype=jnp.float64),
-                     jnp.asarray(srt, dtype=jnp.float64))
-            out = jax.device_get(out)
-        retry = []
-        for pos, i in enumerate(pending):
-            raw[i] = tuple(np.asarray(o[pos] if batched else o) for o in out)
-            used[i] = float(srt)
-            if int(raw[i][5]) == max_steps_code and attempt < 2:
-                retry.append(i)
-        pending = retry
-    wall = time.perf_counter() - start
+        raws = _solve.integrate([cases[i].job for i in pending], ts_pad, t1, max_steps=int(config.max_steps),
+                                batching=batching, chunk=int(config.chunk), workers=config.workers, pool=pool)
+        raw_of = dict(zip(pending, raws))
 
-    results = []
-    for i in range(len(items)):
-        v_i, G_i, v_e, G_e, te, code, stats = raw[i]
-        v_i, G_i = np.asarray(v_i, np.float64), np.asarray(G_i, np.float64)
-        v_e, G_e, te, code = np.asarray(v_e, np.float64), np.asarray(G_e, np.float64), float(te), int(code)
-        where = f" (problem {i} of the batch)" if batched else ""
-        if code == max_steps_code:
-            raise SolverStepLimitError(config.max_steps, te, t1, where)
-        if code not in (ok, event):
-            raise SolverFailedError(f"diffrax failed with result code {code} at t={te:.6g}{where}; "
-                                    "try solver='kvaerno5' or looser tolerances")
-        steady = code == event
-        if want_inf and not steady:
-            raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g}{where}; "
-                                    "raise t_inf_max or steady_rtol")
-        v_out = np.empty((ts.size, v_i.shape[-1]))
-        G_out = np.empty((ts.size,) + G_i.shape[-2:])
-        v_out[finite], G_out[finite] = v_i[:ts_f.size], G_i[:ts_f.size]
-        v_out[~finite], G_out[~finite] = v_e, G_e
-        tail = None
-        if steady and not stationary[i]:
-            # Continue from the stop in closed form (linearised flow, twolayer.tail).
-            # (A state stationary at t = 0 is held exactly instead.)
-            after = np.ones(ts.size, bool)
-            after[finite] = ts_f >= te
-            if np.any(after):
-                s2, c = items[i][0], items[i][1]
-                v_t, G_t, tail = linear_tail(s2, c, v_e, G_e, ts[after] - te, config.tail_eig_rtol)
-                v_out[after], G_out[after] = v_t, G_t
-        if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(G_out))):
-            raise SolverFailedError(f"non-finite state in the solution{where}")
-        if stationary[i]:
-            status = "success: stationary at t=0 (state held)"
-        elif steady:
-            status = f"success: steady from t={te:.6g} (closed-form tail)"
-            if used.get(i, config.steady_rtol) != config.steady_rtol:
-                status += f"; steady_rtol relaxed to {used[i]:.0e} after the step limit"
-        else:
-            status = "success"
-        st = dict(solver=config.solver, rtol=config.rtol, atol=config.atol,
-                  steady_rtol=used.get(i, config.steady_rtol), num_steps=int(stats[0]),
-                  num_accepted_steps=int(stats[1]), num_rejected_steps=int(stats[2]),
-                  t_steady=te if steady else None, wall_time_s=wall / len(items), batched=batched,
-                  tail="linearised closed form" if tail is not None else None,
-                  tail_correction_norm=tail.correction_norm if tail is not None else None,
-                  tail_null_residual=tail.null_residual if tail is not None else None)
-        results.append((v_out, G_out, status, st))
-    return results
+        def after(i):
+            cs = cases[i]
+            cs.job_done = cs.job
+            _retry(cs, raw_of[i], ts, t1, want_inf, config, codes, where(i))
+            if cs.job is None:
+                finalize(i)
+        pmap(guarded(after), pending)
+    for i, cs in enumerate(cases):
+        if cs.error is None and i in done:
+            cs.out = done[i]
+        elif cs.error is None and cs.out is not None and cs.out[0] == "hold":
+            wall = (time.perf_counter() - start) / len(cases)
+            cs.out = _finish(cs, ts, config, wall, batched, where(i))
+        elif cs.error is None:
+            cs.error = SolverFailedError(f"the retry policy did not finish{where(i)}")
+    return cases
 
 
 # ----------------------------------------------------------------------------- public API
-def _initial(problem: Problem, method: str, v0: np.ndarray):
-    """(v_start, LinearProbe) for the FT stage of ``method``."""
-    if method == "lpft":
-        lp = LinearProbe(problem)
-        return lp.limit(v0), lp
-    return v0, None
-
-
 def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray) -> Trajectory:
+    from .lp import _probe
     start = time.perf_counter()
-    v = LinearProbe(problem).head(ts, v0)
+    v = _probe(problem).head(ts, v0)
     B = np.broadcast_to(problem.B0, (ts.size,) + problem.B0.shape)
-    return Trajectory(ts=ts, v=v, B=B, method="lp", v0=v0, status="success: closed form",
+    return Trajectory(ts=ts, v=v, B=B, method="lp", v0=v0, result=FlowResult.CLOSED_FORM,
                       stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start))
 
 
-def _trajectory_from(problem, method, ts, v_start, res) -> Trajectory:
-    v_out, G_out, status, st = res
-    return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=v_start,
-                      status=status, stats=st)
+def _case_for(problem: Problem, meth: Method, v0: np.ndarray) -> _Case:
+    s2, c, G0, _ = problem.reduced
+    v_start = meth.start(problem, v0)
+    i2 = float(np.linalg.norm(np.outer(v_start, v_start) - problem.B0 @ problem.B0.T))
+    return _Case(np.asarray(s2, np.float64), np.asarray(c, np.float64), np.asarray(v_start, np.float64),
+                 np.asarray(G0, np.float64), i2)
 
 
-def simulate(problem: Problem, method: str, ts, v0=None, rtol: float = 1e-10, atol: float = 1e-12,
-             *, solver: str = "dopri8", max_steps: int = 100_000, steady_rtol: float = 1e-9,
-             t_inf_max: float = 1e6) -> Trajectory:
+def _package(problem, method, ts, case: _Case) -> Trajectory:
+    v_out, G_out, result, stats, cert = case.out
+    if cert is not None:
+        stats["certificate_s"] = cert.get("seconds")
+    return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=case.v0,
+                      result=result, stats=stats, certificate=cert)
+
+
+def _batching(config: FlowConfig) -> str:
+    return _solve.default_batching() if config.batching == "auto" else config.batching
+
+
+def simulate(problem: Problem, method: str, ts, v0=None, rtol: float | None = None,
+             atol: float | None = None, *, config: FlowConfig | None = None, **options) -> Trajectory:
     """Simulate LP, FT or LP-FT gradient flow (THEORY.md §1) at times ``ts``.
 
     Parameters
@@ -335,55 +574,99 @@ def simulate(problem: Problem, method: str, ts, v0=None, rtol: float = 1e-10, at
     problem : the :class:`Problem`.
     method : "lp" (closed form, THEORY.md §3), "ft" (the flow from (v0, B0)) or
         "lpft" (LP to its limit v_lp_inf in closed form, then FT from (v_lp_inf, B0);
-        ``ts`` are times of the FT stage).
-    ts : sorted times >= 0; may contain ``inf`` (the limit: closed form for LP, the
+        ``ts`` are times of the FT stage). See :data:`twolayer.methods.METHODS`.
+    ts : 1-D sorted times >= 0; may contain ``inf`` (the limit: closed form for LP, the
         steady state of the flow for FT, see the module docstring).
-    v0 : initial head; ``None`` means ``problem.v0`` (the zero head unless the problem
-        was made with a head).
-    rtol, atol : tolerances of the adaptive step-size controller.
-    solver : "dopri8" (default), "tsit5" or "kvaerno5" (implicit, for stiff cases).
-    max_steps : step limit; reaching it raises :class:`SolverStepLimitError`.
+    v0 : initial head; ``None`` means ``problem.v0``.
+    rtol, atol : tolerances (shortcuts for ``config.rtol`` / ``config.atol``).
+    config : a :class:`FlowConfig` (default ``FlowConfig()``).
+    **options : any :class:`FlowConfig` field by name, overriding ``config``: e.g.
+        ``solver`` ("dopri8", "tsit5", "kvaerno5"), ``max_steps``, ``steady_rtol`` (the
+        steady-state rule, default 1e-9), ``t_inf_max`` (how far the flow is integrated
+        at most for ``t = inf``, default 1e6), ``tail_eig_rtol``, ``saddle_rtol``.
+
+    Returns
+    -------
+    A :class:`Trajectory` with ``v`` (T, k), ``B`` (T, k, d) at ``ts``; ``result`` (a
+    :class:`FlowResult`: integrated, steady with closed-form tail, held at a stationary
+    start, ...), ``status`` (its prose), ``stats`` (steps, tolerances, steady time, tail
+    sizes, curvature) and ``certificate`` (the a-posteriori checks, all passed).
+
+    Raises
+    ------
+    TwoLayerInputError (a ValueError) for bad input; a :class:`SolverError` (a
+    RuntimeError: :class:`SolverStepLimitError`, :class:`SolverFailedError`,
+    :class:`SolverCertificateError`) when the integration fails.
     """
-    method = _check_method(method)
+    problem = _check_problem(problem)
+    meth = get_method(method)
     ts = _check_ts(ts)
     v0 = _check_v0(problem, v0)
-    config = _check_config(FlowConfig(rtol, atol, solver, max_steps, steady_rtol, t_inf_max))
-    if method == "lp":
+    config = _make_config(config, rtol, atol, dict(options))
+    if not meth.trains_B:
         return _lp_trajectory(problem, ts, v0)
-    v_start, _ = _initial(problem, method, v0)
-    s2, c, G0, _ = problem.reduced
-    res = _solve_reduced([(s2, c, v_start, G0)], ts, config, batched=False)[0]
-    return _trajectory_from(problem, method, ts, v_start, res)
+    case = _case_for(problem, meth, v0)
+    _solve_cases([case], ts, config, batched=False, pool=None, batching="map")
+    if case.error is not None:
+        raise case.error
+    return _package(problem, meth.name, ts, case)
 
 
-def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol: float = 1e-10,
-                   atol: float = 1e-12, *, solver: str = "dopri8", max_steps: int = 100_000,
-                   steady_rtol: float = 1e-9, t_inf_max: float = 1e6) -> list[Trajectory]:
-    """:func:`simulate` for many same-shape problems at once (one vmapped, jitted solve).
+def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol: float | None = None,
+                   atol: float | None = None, *, config: FlowConfig | None = None, throw: bool = True,
+                   **options) -> list:
+    """:func:`simulate` for many problems of the same (k, m) at once.
 
-    Each problem keeps its own adaptive step size and steady-state stop, so the
-    accuracy is that of :func:`simulate`. ``v0s`` is None (each ``problem.v0``) or
-    a sequence of heads, one per problem. Problems must share k and m.
+    Each problem keeps its own adaptive step size, steady stop, retries and certificate,
+    so the accuracy is that of :func:`simulate`. Batching (``config.batching``): "map"
+    runs single solves on a thread pool of ``config.workers`` threads (default: every
+    CPU core; XLA releases the GIL), "vmap" runs fixed-size vmapped chunks of
+    ``config.chunk`` problems (padded; the better choice on a GPU), "auto" picks vmap on
+    a GPU and map on the CPU. No batch size compiles anew.
+
+    ``v0s`` is None (each ``problem.v0``) or a sequence of heads, one per problem.
+    ``throw=True`` raises the first problem's :class:`SolverError`; ``throw=False``
+    returns, in place of each failed problem's Trajectory, the error instance (check
+    ``isinstance(x, twolayer.errors.SolverError)``). Bad input always raises.
     """
-    method = _check_method(method)
-    ts = _check_ts(ts)
+    if problems is None or isinstance(problems, Problem):
+        raise TwoLayerInputError("problems", f"expected a sequence of Problems, got {type(problems).__name__}",
+                                 "pass a list, e.g. [problem] for one")
     problems = list(problems)
     if not problems:
         raise TwoLayerInputError("problems", "is empty", "pass at least one Problem")
+    for i, p in enumerate(problems):
+        _check_problem(p, "problems")
+    meth = get_method(method)
+    ts = _check_ts(ts)
     if v0s is None:
         v0s = [None] * len(problems)
     if len(v0s) != len(problems):
-        raise TwoLayerInputError("v0s", f"has {len(v0s)} heads for {len(problems)} problems")
+        raise TwoLayerInputError("v0s", f"has {len(v0s)} heads for {len(problems)} problems",
+                                 "pass one head per problem (or None)")
     k, m = problems[0].k, problems[0].m
     for i, p in enumerate(problems):
         if (p.k, p.m) != (k, m):
             raise TwoLayerInputError("problems", f"problem {i} has (k, m)=({p.k}, {p.m}), "
                                      f"problem 0 has ({k}, {m})", "batch problems of the same shape")
     v0s = [_check_v0(p, v) for p, v in zip(problems, v0s)]
-    config = _check_config(FlowConfig(rtol, atol, solver, max_steps, steady_rtol, t_inf_max))
-    if method == "lp":
+    config = _make_config(config, rtol, atol, dict(options))
+    if not meth.trains_B:
         return [_lp_trajectory(p, ts, v) for p, v in zip(problems, v0s)]
-    starts = [_initial(p, method, v)[0] for p, v in zip(problems, v0s)]
-    items = [(p.reduced[0], p.reduced[1], vs, p.reduced[2]) for p, vs in zip(problems, starts)]
-    results = _solve_reduced(items, ts, config, batched=True)
-    return [_trajectory_from(p, method, ts, vs, r) for p, vs, r in zip(problems, starts, results)]
+    cases = [_case_for(p, meth, v) for p, v in zip(problems, v0s)]
+    workers = _solve.workers_for(config.workers)
+    batching = _batching(config)
+    if workers > 1 and len(cases) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            _solve_cases(cases, ts, config, batched=True, pool=pool, batching=batching)
+    else:
+        _solve_cases(cases, ts, config, batched=True, pool=None, batching=batching)
+    out = []
+    for p, cs in zip(problems, cases):
+        if cs.error is not None:
+            if throw:
+                raise cs.error
+            out.append(cs.error)
+        else:
+            out.append(_package(p, meth.name, ts, cs))
+    return out

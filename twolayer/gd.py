@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TwoLayerInputError
-from .flow import _check_method, _check_v0
-from .lp import LinearProbe
+from .flow import _check_problem, _check_v0
+from .methods import get_method
 from .problem import Problem
 from .trajectory import Trajectory
 
@@ -26,16 +26,23 @@ def gradient_descent(problem: Problem, method: str, lr: float, steps: int, v0=No
     Returns a :class:`Trajectory` with ``ts = lr * step`` at every ``record_every`` steps.
     Raises if the iteration diverges (non-finite state).
     """
-    method = _check_method(method)
-    lr = float(lr)
+    problem = _check_problem(problem)
+    meth = get_method(method)
+    method = meth.name
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError):
+        lr = float("nan")
     if not (np.isfinite(lr) and lr > 0):
-        raise TwoLayerInputError("lr", f"must be a positive finite float, got {lr}")
-    if int(steps) != steps or steps < 0:
-        raise TwoLayerInputError("steps", f"must be a non-negative integer, got {steps}")
-    if int(record_every) < 1:
-        raise TwoLayerInputError("record_every", f"must be >= 1, got {record_every}")
+        raise TwoLayerInputError("lr", f"must be a positive finite float, got {lr}", "pass e.g. lr=1e-3")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer, float)) \
+            or not np.isfinite(steps) or int(steps) != steps or steps < 0:
+        raise TwoLayerInputError("steps", f"must be a non-negative integer, got {steps!r}",
+                                 "pass the number of GD steps, e.g. steps=1000 (flow time = lr * steps)")
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise TwoLayerInputError("record_every", f"must be an integer >= 1, got {record_every!r}")
     v0 = _check_v0(problem, v0)
-    v = LinearProbe(problem).limit(v0) if method == "lpft" else v0.copy()
+    v = meth.start(problem, v0)
     v_start = v.copy()
     B = problem.B0.copy()
     X, y = problem.X, problem.y
@@ -45,7 +52,7 @@ def gradient_descent(problem: Problem, method: str, lr: float, steps: int, v0=No
         with np.errstate(over="ignore", invalid="ignore"):
             g = XtX @ (B.T @ v) - Xty            # X^T r
             grad_v = 2.0 * B @ g
-            if method != "lp":
+            if meth.trains_B:
                 B = B - lr * 2.0 * np.outer(v, g)
             v = v - lr * grad_v
         if not (np.all(np.isfinite(v)) and np.all(np.isfinite(B))):

@@ -1,18 +1,25 @@
-"""Closed-form tail of the FT flow near its steady state (linearised flow).
+"""Closed-form tail of the FT flow near its steady state (linearised flow, THEORY.md §8).
 
 Once the integration meets the steady-state rule at (v_e, G_e) (see :mod:`twolayer.flow`),
 the flow is continued in closed form: with H the Hessian of the reduced loss at that
 point (f = -grad L, so the Jacobian of f is -H, symmetric) the linearised flow
-z' = f_e - H z gives, in the eigenbasis of H (``eigh``; eigenvalues below
+z' = f_e - H z gives, in the eigenbasis of H (the spectral kernel
+:func:`twolayer._spectral.spectral_flow`; eigenvalues below
 ``max(eig_rtol * lambda_max, 10 |most negative eigenvalue|)`` are clamped to the null
 space: near the minimum manifold H is PSD up to the residual's curvature),
 
     y(t_e + tau) = y_e + E diag(-expm1(-lambda tau) / lambda) E^T f_e,
 
 and y(inf) = y_e + H^+ f_e. The error of this tail is second order in the remaining
-displacement ||H^+ f_e||, which is itself first order in the stopping tolerance; so
-stopping early and continuing in closed form is both faster and more accurate than
-holding the state (measured in tests/test_flow.py).
+displacement ||H^+ f_e||; :func:`linear_tail` measures it from the exact remainder
+f(y_e + z) - f_e + H z at z = H^+ f_e (``TailInfo.second_order``), which the certificate
+(:mod:`twolayer.certificate`) checks against rtol.
+
+A stop is a steady state only at a minimum: there the residual r vanishes and H is PSD.
+Every stationary point with r != 0 has v = 0 and is a strict saddle (negative curvature
+of size ~ ||r||^2 / ||G s2 G^T||, or ~ ||r|| when that is small); :func:`curvature`
+reports the most negative eigenvalue and the unstable mode, which the flow uses to tell
+a saddle from a minimum and to estimate the escape time log(1 / delta) / |lambda_min|.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TailInfo", "reduced_hessian", "linear_tail"]
+from ._field import field, second_order_remainder
+from ._spectral import null_cut, spectral_flow
+
+__all__ = ["TailInfo", "Curvature", "reduced_hessian", "curvature", "linear_tail"]
 
 
 class TailInfo(NamedTuple):
@@ -29,11 +39,23 @@ class TailInfo(NamedTuple):
     null_residual: float     # ||f_e|| on the clamped null space of H (should be ~rounding)
     rank: int                # number of eigenvalues kept
     lambda_min_kept: float   # slowest rate kept (2x the Hessian eigenvalue convention of f)
+    second_order: float = 0.0   # ||H^+ (f(y_inf) - linear model)||: the tail's own error estimate
+    lambda_min: float = 0.0     # most negative eigenvalue of H at the stop (0 if PSD)
+    lambda_max: float = 0.0
 
 
-def _field(s2, c, v, G):
-    r = s2 * (G.T @ v) - c
-    return -2.0 * (G @ r), -2.0 * np.outer(v, r), r
+class Curvature(NamedTuple):
+    lambda_min: float          # most negative eigenvalue of H (<= 0 means curvature down)
+    lambda_max: float
+    unstable: float            # |component of the displacement along the unstable mode|
+    escape_time: float         # log(state scale / unstable) / |lambda_min| (inf if unstable == 0)
+
+
+def _field_np(s2, c, v, G):
+    return field(np, s2, c, v, G)
+
+
+_field = _field_np   # (fv, fG, r) in NumPy; kept under its old name
 
 
 def reduced_hessian(s2, c, v, G) -> np.ndarray:
@@ -50,27 +72,44 @@ def reduced_hessian(s2, c, v, G) -> np.ndarray:
     return -0.5 * (J + J.T)
 
 
-def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8):
+def curvature(s2, c, v, G, eig=None) -> Curvature:
+    """Most negative curvature of the reduced loss at (v, G) and the escape-time estimate.
+
+    ``unstable`` = |u^T f| / |lambda_min| (u the unstable eigenvector): near a saddle
+    f ~ -H (y - y_saddle), so this is the state's distance from the saddle along u.
+    """
+    fv, fG, _ = _field_np(s2, c, v, G)
+    f = np.concatenate([fv, fG.ravel()])
+    lam, E = eig if eig is not None else np.linalg.eigh(reduced_hessian(s2, c, v, G))
+    lmin, lmax = float(lam[0]), float(max(lam[-1], 0.0))
+    if lmin >= 0:
+        return Curvature(lmin, lmax, 0.0, float("inf"))
+    a = abs(float(E[:, 0] @ f)) / -lmin
+    size = float(np.linalg.norm(c) / np.sqrt(np.max(s2))) + float(np.linalg.norm(G)) + float(np.linalg.norm(v))
+    t_esc = float(np.log(max(size, a) / a) / -lmin) if a > 0 else float("inf")
+    return Curvature(lmin, lmax, a, t_esc)
+
+
+def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8, eig=None):
     """States at t_e + tau for each tau in ``taus`` (may be inf) by the linearised flow.
 
-    Returns (v (T, k), G (T, k, m), TailInfo).
+    Returns (v (T, k), G (T, k, m), TailInfo). ``eig`` = (lam, E) of H if already known.
     """
     k, m = G_e.shape
-    fv, fG, _ = _field(s2, c, v_e, G_e)
+    fv, fG, _ = _field_np(s2, c, v_e, G_e)
     f = np.concatenate([fv, fG.ravel()])
-    lam, E = np.linalg.eigh(reduced_hessian(s2, c, v_e, G_e))
-    # Eigenvalues at or below the size of the indefinite part of H (the residual's
-    # curvature, which shows as +- pairs) cannot be told from zero: clamp them too.
-    cut = max(eig_rtol * max(lam[-1], 0.0), 10.0 * max(-lam[0], 0.0))
-    keep = lam > cut
-    Ek, lk = E[:, keep], lam[keep]
-    fk = Ek.T @ f
+    lam, E = eig if eig is not None else np.linalg.eigh(reduced_hessian(s2, c, v_e, G_e))
+    cut = null_cut(lam, eig_rtol, indefinite=True)
     taus = np.asarray(taus, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        coef = np.where(np.isinf(taus)[:, None], 1.0 / lk[None, :],
-                        -np.expm1(-np.outer(np.where(np.isinf(taus), 0.0, taus), lk)) / lk[None, :])
-    y = np.concatenate([v_e, G_e.ravel()])[None, :] + (coef * fk[None, :]) @ Ek.T
-    info = TailInfo(correction_norm=float(np.linalg.norm(fk / lk)),
-                    null_residual=float(np.linalg.norm(E[:, ~keep].T @ f)),
-                    rank=int(keep.sum()), lambda_min_kept=float(lk.min()) if lk.size else float("nan"))
-    return y[:, :k], y[:, k:].reshape(-1, k, m), info
+    z, info = spectral_flow(lam, E, f, taus, rate=1.0, cut=cut)
+    y = np.concatenate([v_e, G_e.ravel()])[None, :] + z
+    # Second-order check: the exact remainder of the linear model at z(inf), mapped back
+    # through H^+ (the state error it causes, to leading order).
+    z_inf, _ = spectral_flow(lam, E, f, np.array([np.inf]), rate=1.0, cut=cut)
+    rv, rG = second_order_remainder(np, s2, c, v_e, G_e, z_inf[0, :k], z_inf[0, k:].reshape(k, m))
+    keep = lam > cut
+    rho = E[:, keep].T @ np.concatenate([rv, rG.ravel()])
+    second = float(np.linalg.norm(rho / lam[keep])) if keep.any() else 0.0
+    tail = TailInfo(info["correction_norm"], info["null_residual"], info["rank"], info["lambda_min_kept"],
+                    second, float(min(lam[0], 0.0)), float(max(lam[-1], 0.0)))
+    return y[:, :k], y[:, k:].reshape(-1, k, m), tail

@@ -1,12 +1,50 @@
-"""The result of a simulation: times, heads, extractors, solver stats and status."""
+"""The result of a simulation: times, heads, extractors, solver stats, result and status."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Trajectory"]
+__all__ = ["Trajectory", "FlowResult"]
+
+
+class FlowResult(enum.Enum):
+    """How a trajectory was obtained (machine-readable; ``Trajectory.status`` is its prose).
+
+    Every member is a success: failures raise :class:`twolayer.errors.SolverError` (or are
+    returned as that error by ``simulate_batch(..., throw=False)``). The prose of each
+    member keeps the key words that callers have parsed ("success", "steady from",
+    "stationary", "relaxed").
+    """
+
+    SUCCESS = "success"
+    CLOSED_FORM = "success: closed form"
+    STEADY_TAIL = "success: steady from t={t_steady:.6g} (closed-form tail)"
+    STEADY_RELAXED = ("success: steady from t={t_steady:.6g} (closed-form tail); "
+                      "steady_rtol relaxed to {steady_rtol:.0e} after the step limit")
+    STEADY_STIFF = ("success: steady from t={t_steady:.6g} (closed-form tail); "
+                    "integrated further with {solver} after the certificate failed")
+    STATIONARY_T0 = ("success: stationary at t=0 (steady start with no negative curvature: "
+                     "continued by the closed-form tail from t=0, exact where f vanishes)")
+    SADDLE_HELD = ("success: stationary at t=0 on an exact saddle (state held; the unstable "
+                   "component {unstable:.1e} is at rounding level, so the exact flow stays)")
+
+    @property
+    def is_steady(self) -> bool:
+        return self in (FlowResult.STEADY_TAIL, FlowResult.STEADY_RELAXED, FlowResult.STEADY_STIFF)
+
+    @property
+    def is_held(self) -> bool:
+        return self in (FlowResult.STATIONARY_T0, FlowResult.SADDLE_HELD)
+
+    def message(self, **details) -> str:
+        """The status prose, formatted with ``details`` (missing details give the bare text)."""
+        try:
+            return self.value.format(**details)
+        except (KeyError, ValueError, TypeError):
+            return self.value.split(" (")[0].replace(" from t={t_steady:.6g}", "")
 
 
 @dataclass(frozen=True)
@@ -20,9 +58,13 @@ class Trajectory:
     B : (T, k, d) extractor B(t).
     method : "lp", "ft", "lpft" or "gd-<method>".
     v0 : (k,) the head at the start of the simulated stage (for LP-FT, v_lp_inf).
-    status : readable status, e.g. "success" or "success: steady from t=12.3 (closed-form tail)".
-    stats : solver statistics (steps, accepted, rejected, rhs evaluations, tolerances,
-        solver name, steady-state time, wall time).
+    status : readable status derived from ``result``, e.g. "success" or
+        "success: steady from t=12.3 (closed-form tail)".
+    stats : solver statistics (steps, accepted and rejected steps, tolerances, the
+        effective atol, solver name, steady-state time, tail sizes, wall time).
+    result : the :class:`FlowResult` (machine-readable form of ``status``).
+    certificate : the a-posteriori certificate of a flow solution (see
+        :mod:`twolayer.certificate`), or None (closed forms, GD, the reference).
     """
 
     ts: np.ndarray
@@ -30,14 +72,18 @@ class Trajectory:
     B: np.ndarray
     method: str
     v0: np.ndarray
-    status: str = "success"
+    status: str | None = None
     stats: dict = field(default_factory=dict)
+    result: FlowResult = FlowResult.SUCCESS
+    certificate: dict | None = None
 
     def __post_init__(self):
         for name in ("ts", "v", "B", "v0"):
             arr = np.asarray(getattr(self, name), dtype=np.float64)
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
+        if self.status is None:
+            object.__setattr__(self, "status", self.result.message(**self.stats))
 
     @property
     def w(self) -> np.ndarray:

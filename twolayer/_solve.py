@@ -1,0 +1,189 @@
+"""The JAX integration of the reduced FT flow (used by :mod:`twolayer.flow`).
+
+One jitted function per (solver, max_steps, batching); it is traced once per shape
+(k, m, padded number of save times, chunk size). Tolerances, the steady rule, the time
+before which the steady stop is not allowed (``t_hold``, used to escape saddles) and the
+final time are traced values: a new rtol, atol, steady_rtol or t_inf_max never compiles.
+Batches run either as single solves over a thread pool ("map": XLA releases the GIL, so
+every CPU core works) or as fixed-size vmapped chunks ("vmap": the GPU's lanes), padded
+by repeating a problem so that no batch size compiles anew.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+
+from ._field import field, steady_measure
+from ._jaxcache import count_compile, enable_persistent_cache
+
+__all__ = ["SOLVERS", "Job", "Raw", "integrate", "pad_times", "default_batching"]
+
+SOLVERS = ("dopri8", "tsit5", "kvaerno5")
+_FNS: dict = {}
+_FNS_LOCK = threading.Lock()
+
+
+class Job(NamedTuple):
+    """One integration: reduced data, start, and its traced settings."""
+
+    s2: np.ndarray
+    c: np.ndarray
+    v0: np.ndarray
+    G0: np.ndarray
+    steady_rtol: float
+    t_hold: float
+    rtol: float
+    atol: float
+    solver: str
+
+
+class Raw(NamedTuple):
+    v_ts: np.ndarray
+    G_ts: np.ndarray
+    v_end: np.ndarray
+    G_end: np.ndarray
+    t_end: float
+    code: int
+    stats: np.ndarray      # (num_steps, accepted, rejected)
+
+
+def pad_times(ts_f: np.ndarray) -> np.ndarray:
+    """Pad the save times to a power-of-two length >= 8 (one compile per bucket)."""
+    T = max(8, ts_f.size)
+    size = 1 << (T - 1).bit_length()
+    last = ts_f[-1] if ts_f.size else 0.0
+    return np.concatenate([ts_f, np.full(size - ts_f.size, last)])
+
+
+def default_batching() -> str:
+    """"vmap" on a GPU/TPU, "map" (a thread pool of single solves) on the CPU."""
+    import jax
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+def result_codes():
+    import diffrax
+    R = diffrax.RESULTS
+    return {"ok": int(R.successful._value), "event": int(R.event_occurred._value),
+            "max_steps": int(R.max_steps_reached._value)}
+
+
+def _build(solver_name: str, max_steps: int, batched: bool):
+    key = (solver_name, int(max_steps), batched)
+    with _FNS_LOCK:
+        if key in _FNS:
+            return _FNS[key]
+        import diffrax
+        import jax
+        import jax.numpy as jnp
+
+        # The state is the displacement (dv, dG) = (v - v_start, G - G0), so that the
+        # tolerances control the change made by fine-tuning itself.
+        def vector_field(t, y, args):
+            s2, c, v_start, G0 = args[:4]
+            fv, fG, _ = field(jnp, s2, c, v_start + y[0], G0 + y[1])
+            return fv, fG
+
+        def steady(t, y, args, **kwargs):
+            s2, c, v_start, G0, steady_rtol, t_hold = args
+            fnorm, scale = steady_measure(jnp, s2, c, v_start + y[0], G0 + y[1])
+            return (t >= t_hold) & (fnorm <= steady_rtol * scale)
+
+        solver = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5,
+                  "kvaerno5": diffrax.Kvaerno5}[solver_name]()
+        term = diffrax.ODETerm(vector_field)
+
+        def solve_one(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol):
+            count_compile()          # runs only while tracing
+            zero = (jnp.zeros_like(v0), jnp.zeros_like(G0))
+            sol = diffrax.diffeqsolve(
+                term, solver, t0=0.0, t1=t1, dt0=None, y0=zero,
+                args=(s2, c, v0, G0, steady_rtol, t_hold),
+                saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
+                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+                max_steps=max_steps, event=diffrax.Event(steady), throw=False,
+            )
+            (dv_ts, dG_ts), (dv_end, dG_end) = sol.ys
+            stats = jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"],
+                               sol.stats["num_rejected_steps"]])
+            return (v0 + dv_ts, G0 + dG_ts, v0 + dv_end[0], G0 + dG_end[0], sol.ts[1][0],
+                    sol.result._value, stats)
+
+        if batched:
+            fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, None, 0, 0, 0, 0))
+        else:
+            fn = solve_one
+        fn = jax.jit(fn)
+        _FNS[key] = fn
+        return fn
+
+
+def _to_raw(out, pos=None) -> Raw:
+    pick = (lambda o: np.asarray(o[pos])) if pos is not None else np.asarray
+    v_ts, G_ts, v_e, G_e, te, code, stats = (pick(o) for o in out)
+    return Raw(np.asarray(v_ts, np.float64), np.asarray(G_ts, np.float64), np.asarray(v_e, np.float64),
+               np.asarray(G_e, np.float64), float(te), int(code), np.asarray(stats, np.int64))
+
+
+def _run_single(job: Job, ts_pad, t1, max_steps) -> Raw:
+    import jax
+    import jax.numpy as jnp
+    fn = _build(job.solver, max_steps, False)
+    with jax.enable_x64(True):
+        f = lambda a: jnp.asarray(a, dtype=jnp.float64)
+        out = fn(f(job.s2), f(job.c), f(job.v0), f(job.G0), f(ts_pad), f(t1), f(job.steady_rtol),
+                 f(job.t_hold), f(job.rtol), f(job.atol))
+        out = jax.device_get(out)
+    return _to_raw(out)
+
+
+def _run_chunk(jobs: list[Job], ts_pad, t1, max_steps, chunk: int) -> list[Raw]:
+    import jax
+    import jax.numpy as jnp
+    fn = _build(jobs[0].solver, max_steps, True)
+    padded = list(jobs) + [jobs[-1]] * (chunk - len(jobs))
+    with jax.enable_x64(True):
+        f = lambda a: jnp.asarray(np.stack(a) if isinstance(a, list) else a, dtype=jnp.float64)
+        cols = list(zip(*padded))
+        out = fn(f(list(cols[0])), f(list(cols[1])), f(list(cols[2])), f(list(cols[3])), f(ts_pad), f(t1),
+                 f(np.array(cols[4])), f(np.array(cols[5])), f(np.array(cols[6])), f(np.array(cols[7])))
+        out = jax.device_get(out)
+    return [_to_raw(out, i) for i in range(len(jobs))]
+
+
+def workers_for(workers: int | None) -> int:
+    return max(1, int(workers) if workers else (os.cpu_count() or 1))
+
+
+def integrate(jobs: list[Job], ts_pad: np.ndarray, t1: float, *, max_steps: int, batching: str,
+              chunk: int, workers: int | None, pool: ThreadPoolExecutor | None = None) -> list[Raw]:
+    """Integrate every job; returns one :class:`Raw` per job (in order)."""
+    enable_persistent_cache()
+    if not jobs:
+        return []
+    if batching == "vmap":
+        out: list[Raw | None] = [None] * len(jobs)
+        groups: dict[str, list[int]] = {}
+        for i, j in enumerate(jobs):
+            groups.setdefault(j.solver, []).append(i)
+        tasks = [idx[a:a + chunk] for idx in groups.values() for a in range(0, len(idx), chunk)]
+        run = lambda idx: _run_chunk([jobs[i] for i in idx], ts_pad, t1, max_steps, chunk)
+        if pool is not None and len(tasks) > 1:
+            results = [run(tasks[0])] + list(pool.map(run, tasks[1:]))
+        else:
+            results = [run(t) for t in tasks]
+        for idx, res in zip(tasks, results):
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out
+    run = lambda j: _run_single(j, ts_pad, t1, max_steps)
+    if pool is not None and len(jobs) > 1:
+        # The first solve alone (it may trace and compile), then the rest in parallel.
+        first = run(jobs[0])
+        return [first] + list(pool.map(run, jobs[1:]))
+    return [run(j) for j in jobs]
