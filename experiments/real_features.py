@@ -309,26 +309,31 @@ def _join_conditions(records: list[dict], out) -> list[dict]:
     return records
 
 
+def _device(device):
+    if device in (None, "auto"):
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def run(config: Config, out=None, *, force: bool = False, progress=None, device: str = "auto",
         data_dir=None, log=None) -> list[dict]:
     """Extract features (cached), simulate every unit (cached, resumable), join the network's results."""
     import pandas as pd
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError as exc:  # pragma: no cover - only without the extra
         raise ImportError("experiments.real_features extracts features with PyTorch: "
                           "pip install -e .[empirical]") from exc
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(device)
     feats = {}
     for ds in config.datasets:
         if ds not in TASKS:
             raise ValueError(f"real_features: no binary tasks defined for dataset {ds!r}; known {sorted(TASKS)}")
         res = prepare_features(config, ds, out, device=device, data_dir=data_dir, log=log)
-        ck = res["info"].get("checkpoint", "")
         feats[ds] = {"path": str(res["path"]), "classes": res["classes"], "domains": res["domains"],
-                     "backbone_id": Path(ck).name if ck else "", "info": res["info"]}
+                     "backbone_id": res["info"].get("checkpoint_id", ""), "info": res["info"]}
     us = units(config, feats)
     recs = run_sweep(NAME, config, us, partial(compute, config), out, force=force, progress=progress)
     for r in recs:
@@ -537,12 +542,25 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", help="feature extraction device (the flow runs on the CPU)")
     ap.add_argument("--data-dir", default=None, help="default: $TWOLAYER_DATA, then <repo>/../shared/data")
     ap.add_argument("--datasets", nargs="+", default=None, help="override the config's datasets")
+    ap.add_argument("--s-tols", nargs="+", type=float, default=None,
+                    help="override the relative singular-value tolerances defining S")
+    ap.add_argument("--features-only", action="store_true",
+                    help="extract and cache the features, then stop (e.g. on a GPU machine; the flow "
+                         "then runs anywhere from the cached .npz files)")
     args = ap.parse_args(argv)
     import pandas as pd
     config = Config.quick(args.seed) if args.quick else Config.full(args.seed)
     if args.datasets:
         config = Config(**{**config.__dict__, "datasets": tuple(args.datasets)})
+    if args.s_tols:
+        config = Config(**{**config.__dict__, "s_tols": tuple(args.s_tols)})
     t0 = time.perf_counter()
+    if args.features_only:
+        for ds in config.datasets:
+            res = prepare_features(config, ds, args.out, device=_device(args.device), data_dir=args.data_dir)
+            print(f"{ds}: {res['path']} ({res['info']['data_summary']}; {res['info']['extract_seconds']:.1f}s)")
+        print(f"{NAME}: features in {time.perf_counter() - t0:.1f}s")
+        return 0
     with executor_from_args(args, ap):
         recs = run(config, out=args.out, force=args.force, progress=True, device=args.device,
                    data_dir=args.data_dir)

