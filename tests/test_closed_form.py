@@ -85,3 +85,18 @@ def test_simulator_matches_k1_closed_form(cos2, log_w, eps, seed, shift):
     if ref.ratio is not None and abs(ref.ratio - 1) > 1e-6 and eps == 0 and shift == "isotropic":
         b = tl.bounds.thm33_lower_bound(p, form="published")
         assert (root.min() < b.value) == (ref.ratio < 1)
+
+
+def test_derived_form_fails_with_zero_ood_loss():
+    """k1_zero_loss_problem: FT reaches L_ood(inf) = 0 (closed form and simulator) while the
+    DERIVED form is positive, so no constant c > 0 makes c x (derived bound) hold; the
+    published form is vacuous there."""
+    from twolayer.closed_form import k1_zero_loss_problem
+    p = k1_zero_loss_problem(0, 12, 5, 8, 0.9, 0.1)
+    der = tl.bounds.thm33_lower_bound(p, form="derived")
+    assert der.status == "ok" and der.value > 9e-5
+    assert tl.bounds.thm33_lower_bound(p, form="published").status == "vacuous"
+    ref = ft_limit_k1(p)
+    assert ref.sqrt_ood_inf < 1e-12
+    root, _ = _sim_sqrt_ood(p)
+    assert root[-1] < 1e-10 and root.min() / der.value < 1e-5

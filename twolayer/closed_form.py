@@ -61,7 +61,7 @@ import numpy as np
 from .errors import TwoLayerInputError
 from .problem import Problem
 
-__all__ = ["K1Limit", "k1_eps0_limit", "ft_limit_k1", "asymptotic_ratio"]
+__all__ = ["K1Limit", "k1_eps0_limit", "ft_limit_k1", "asymptotic_ratio", "k1_zero_loss_problem"]
 
 #: eps below this counts as exactly 0 for :func:`ft_limit_k1`'s eps = 0 branch.
 EPS_ZERO_TOL = 1e-12
@@ -169,3 +169,49 @@ def ft_limit_k1(problem: Problem) -> K1Limit:
     bound = float(b.value)
     ratio = sqrt_ood / bound if b.status == "ok" else None
     return K1Limit(v, sqrt_ood, bound, ratio, asym)
+
+
+def k1_zero_loss_problem(seed: int, d: int, m: int, n: int, cos2: float, w_star_norm: float) -> Problem:
+    """A k = 1, v0 = 0, Sigma = I problem whose FT limit has L_ood(inf) = 0 although the
+    DERIVED form of Theorem 3.3 is positive there (for cos^2 > (1 + W)^2 / 2, small W).
+
+    Start from ``make_problem(seed, d, 1, m, n, 0, theta_star=arccos(sqrt(cos2)),
+    w_star_norm=W)`` (R* at angle theta to S, B0 = B*), then tilt b0 in the plane of
+    P_S b* and P_Sperp b* to the angle theta0 > theta at which the limit of the module
+    docstring fits w* exactly: v_inf(theta0) sin(theta0) = W sin(theta), i.e.
+    v_inf P_Sperp b0 = P_Sperp w* (and P_S is interpolated anyway), so e = 0. The tilt is
+    eps = d(B0, B*) = 2 sin((theta0 - theta) / 2) ~ sin(theta) W^2 / (2 c^2), which the
+    published form (subtracting eps) cannot absorb but the derived form (subtracting
+    eps ||w*||) can: its value is ~ alpha W^3 (1 / (1 + W)^2 - 1 / (2 c^2)) > 0.
+    """
+    from scipy.optimize import brentq
+
+    from .generate import make_problem
+
+    c2 = _check_unit("cos2", cos2)
+    W = _check_unit("w_star_norm", w_star_norm)
+    if not 0.0 < c2 < 1.0:
+        raise TwoLayerInputError("cos2", f"must lie in (0, 1), got {c2}")
+    if W <= 0:
+        raise TwoLayerInputError("w_star_norm", f"must be > 0, got {W}")
+    base = make_problem(seed, d, 1, m, n, 0.0, theta_star=float(np.arccos(np.sqrt(c2))), w_star_norm=W)
+    bs = base.B_star[0] * np.sign(base.v_star[0])
+    Q, Qp = base.S_basis, base.S_perp_basis
+    uS, uP = Q @ (Q.T @ bs), Qp @ (Qp.T @ bs)
+    c, a = np.linalg.norm(uS), np.linalg.norm(uP)
+    uS, uP = uS / c, uP / a
+    wS = W * c
+    theta = float(np.arctan2(a, c))
+
+    def misfit(th):
+        c0 = np.cos(th)
+        v = np.sqrt(2.0 * wS ** 2 / (c0 ** 2 + np.sqrt(c0 ** 4 + 4.0 * wS ** 2)))
+        return v * np.sin(th) - W * a
+
+    hi = min(theta + 0.5, np.pi / 2 - 1e-9)
+    if misfit(hi) <= 0:
+        raise TwoLayerInputError("w_star_norm", f"no exact-fit tilt below pi/2 for W={W}, cos2={c2}")
+    th0 = brentq(misfit, theta, hi, xtol=1e-15, rtol=1e-15)
+    b0 = np.cos(th0) * uS + np.sin(th0) * uP
+    return Problem(base.B_star, base.v_star, b0[None, :], base.X, v0=np.zeros(1),
+                   meta=dict(base.meta, construction="k1_zero_loss_problem", tilt=th0 - theta))
