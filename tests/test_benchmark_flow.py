@@ -27,7 +27,7 @@ def test_reduced_peer_jacobian_matches_finite_differences():
 
 def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, capsys):
     res = bf.main(["--shape", "12,2,4,6", "--problems", "3", "--baseline", "2", "--accuracy", "1",
-                   "--no-cold-process", "--gpu-problems", "3", "--gpu-map-problems", "2",
+                   "--no-cold-process", "--gpu-problems", "3", "--gpu-map-problems", "2", "--repeats", "2",
                    "--seed", "1", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "benchmark_flow.json").read_text())
     for key in ["seconds_first_call", "seconds_new_size", "seconds_warm", "seconds_naive", "seconds_lsoda",
@@ -36,6 +36,7 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
                 "cores", "gpu", "targets", "phase_seconds", "versions", "git_revision", "seed", "jax_backend"]:
         assert key in saved, key
     assert saved["seed"] == 1 and saved["n_call"] == 3
+    assert len(saved["seconds_warm_all"]) == 2 and saved["seconds_warm"] == min(saved["seconds_warm_all"])
     for name in ("ours", "naive", "lsoda"):
         assert 0 <= saved[f"rel_err_{name}"] < bf.ACCURACY_TOL, (name, saved[f"rel_err_{name}"])
     assert saved["same_accuracy"] is True
