@@ -544,6 +544,9 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", nargs="+", default=None, help="override the config's datasets")
     ap.add_argument("--s-tols", nargs="+", type=float, default=None,
                     help="override the relative singular-value tolerances defining S")
+    ap.add_argument("--empirical", action="append", default=None, metavar="DIR",
+                    help="also read real-network results (and their backbone) from DIR, e.g. the --out "
+                         "of experiments.empirical_gpu (repeatable)")
     ap.add_argument("--features-only", action="store_true",
                     help="extract and cache the features, then stop (e.g. on a GPU machine; the flow "
                          "then runs anywhere from the cached .npz files)")
@@ -552,6 +555,9 @@ def main(argv=None) -> int:
     config = Config.quick(args.seed) if args.quick else Config.full(args.seed)
     if args.datasets:
         config = Config(**{**config.__dict__, "datasets": tuple(args.datasets)})
+    if args.empirical:
+        config = Config(**{**config.__dict__, "empirical_dirs": tuple(config.empirical_dirs) + tuple(
+            str(Path(d).resolve()) for d in args.empirical)})
     if args.s_tols:
         config = Config(**{**config.__dict__, "s_tols": tuple(args.s_tols)})
     t0 = time.perf_counter()
