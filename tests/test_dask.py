@@ -131,6 +131,19 @@ def test_unit_that_keeps_killing_workers_fails_alone_and_a_rerun_computes_only_i
     assert sorted({r["i"] for r in recs}) == list(range(N_UNITS)) and len(recs) == 3 * N_UNITS
 
 
+def test_scheduler_address_connects_to_a_running_cluster(cluster, tmp_path):
+    """`--scheduler ADDRESS`: a second client on an existing cluster, activated by `with`."""
+    (tmp_path / "log").mkdir()
+    with DaskExecutor(scheduler=cluster.client.scheduler.address) as remote:
+        assert remote.cluster is None                   # nothing started here
+        recs = run_sweep("toy", Cfg(), _units()[:3], partial(compute, Cfg(), tmp_path / "log", None),
+                         tmp_path / "out", progress=False)   # picks up the active executor
+    assert remote.client is None and len(recs) == 9
+    meta = json.loads((sweep_dir("toy", Cfg(), tmp_path / "out") / "meta.json").read_text())
+    assert meta["executor"] == "dask"
+    assert str(os.getpid()) not in {p.name.split("-")[1] for p in (tmp_path / "log").iterdir()}
+
+
 def test_missing_distributed_is_a_clear_error(monkeypatch):
     import sys
     from twolayer.errors import TwoLayerInputError
