@@ -529,7 +529,7 @@ def check(records, config: Config) -> list[dict]:
                                 f"{n_out_cf} violations / {len(out_cf)}"
                                 + (f", smallest slack {out_cf[f'slack_{form}'].min():.4g}" if len(out_cf) else ""))
         for rid2, mask, what in (
-                (f"{form}_holds_far_from_S", ok["cos_Rstar_S"] ** 2 <= 0.5, "cos^2 theta_max(R*, S) <= 1/2"),
+                (f"{form}_holds_far_from_s", ok["cos_Rstar_S"] ** 2 <= 0.5, "cos^2 theta_max(R*, S) <= 1/2"),
                 (f"{form}_holds_large_w", ok["w_star_norm"] >= 2.0, "||w*|| >= 2")):
             sub = ok[mask]
             claim2 = (f"Theorem 3.3 ({form} form) holds on every searched non-vacuous instance with {what} "

@@ -52,7 +52,7 @@ def test_tiny_search_finds_the_failure_and_reports_it(tmp_path):
     recs = bt.run(TINY, out=tmp_path)
     rows = {r["id"]: validate_row(r) for r in bt.check(recs, TINY)}
     assert {"published_form", "derived_form", "lp_upper_bound", "k1_closed_form_agreement",
-            "published_holds_far_from_S", "derived_holds_large_w"} <= set(rows)
+            "published_holds_far_from_s", "derived_holds_large_w"} <= set(rows)
     for form in bt.FORMS:
         r = rows[f"{form}_form"]
         assert r["status"] == "fail" and r["margin"] < 0, r
