@@ -1,7 +1,7 @@
 """The check contract shared by every experiment's ``check`` and by ``paper_checks``.
 
 ``check(records, config) -> list[dict]`` returns one row per claim with the keys of
-:data:`ROW_KEYS`: ``id`` (stable slug, unique within the experiment), ``claim`` (what
+:data:`ROW_KEYS`: ``id`` (stable slug: letters, digits, underscores; unique within the experiment), ``claim`` (what
 exactly is checked), ``source`` (THEORY.md section / paper), ``status`` (one of
 :data:`CHECK_STATUSES`), ``margin`` (float or None: how far the claim holds, > 0 = with
 room), ``unit`` (the margin's unit in words), ``n_cases`` (int) and ``details`` (str, the
@@ -44,7 +44,8 @@ CHECK_STATUSES = (Status.PASS, Status.FAIL, Status.VACUOUS, Status.NOT_APPLICABL
 #: Every status a report row may carry, in the order summaries list them.
 REPORT_STATUSES = tuple(Status)
 ROW_KEYS = ("id", "claim", "source", "status", "margin", "unit", "n_cases", "details")
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+#: An id is an identifier-like slug: letters, digits, underscores (THEORY.md names such as S_perp keep their case).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 
 
 def passed(ok: bool) -> Status:
@@ -79,7 +80,7 @@ def validate_row(res: dict, allowed=CHECK_STATUSES) -> dict:
                          f"every row needs {list(ROW_KEYS)} (see experiments/_checks.py)")
     rid = res["id"]
     if not isinstance(rid, str) or not ID_PATTERN.match(rid):
-        raise ValueError(f"check row id {rid!r} is not a slug (lower case, digits, underscores)")
+        raise ValueError(f"check row id {rid!r} is not a slug (letters, digits, underscores; no spaces)")
     status = res["status"]
     values = [str(Status(s).value) for s in allowed]
     if isinstance(status, Status):

@@ -285,6 +285,7 @@ def test_row_helper_validates_and_normalises():
     assert set(r) == set(ROW_KEYS) and type(r["n_cases"]) is int
     with pytest.raises(ValueError, match="not a slug"):
         row("Bad Id", "c", "s", "pass", 1.0, "u", 1, "d")
+    assert row("holds_far_from_S", "c", "s", "pass", 1.0, "u", 1, "d")["id"] == "holds_far_from_S"
     with pytest.raises(ValueError, match="unknown status"):
         validate_row(dict(r, status="verified"))
     with pytest.raises(ValueError, match="not finite"):  # JSON cannot hold it; the report must not crash
