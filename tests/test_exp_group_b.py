@@ -17,7 +17,7 @@ from experiments import regularization as reg
 from experiments import toy2d as toy
 from experiments._common import load_records
 
-STATUSES = {"pass", "fail", "vacuous", "not applicable"}
+STATUSES = {"pass", "fail", "vacuous", "not_applicable"}
 TINY = dict(d=14, k=2, m=5, n=7)
 
 
@@ -29,7 +29,7 @@ def _run(mod, config, tmp_path):
 def _valid(checks):
     assert checks
     for c in checks:
-        assert set(c) >= {"claim", "source", "status", "margin", "n_cases", "details"}
+        assert set(c) >= {"id", "claim", "source", "status", "margin", "unit", "n_cases", "details"}
         assert c["status"] in STATUSES
         assert isinstance(c["details"], str) and c["details"]
     return {c["claim"]: c for c in checks}
@@ -244,7 +244,7 @@ def test_toy2d_checks(toy_res):
     cfg, df, _ = toy_res
     checks = _valid(toy.check(df, cfg))
     st = [c["status"] for c in checks.values()]
-    assert st.count("not applicable") == 2
+    assert st.count("not_applicable") == 2
     first = toy.check(df, cfg)
     assert first[0]["status"] == "pass"            # I1
     assert first[1]["status"] == "pass"            # FT worse OOD than LP (small angle)
