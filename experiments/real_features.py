@@ -58,6 +58,28 @@ TASKS = {
 #: findings recorded after measuring (check id -> reason with the numbers); see docs/real_features.md
 FINDINGS: dict[str, str] = {}
 
+#: comparisons whose either outcome is a result (THEORY.md §9: "agreement and disagreement are
+#: both results"): paper_checks reports a failing one as a finding with this reason, never as a
+#: regression. The row's details carry the numbers of every instance.
+_AGREE = ("the linear model on real features and the real network disagree on this ordering for at "
+          "least one instance (per-instance orderings in the details); THEORY.md §9 counts disagreement "
+          "as a result. Read it next to the network's recipe: when the network's FT is below its LP on "
+          "ID, the network's numbers are not yet evidence (issue 8's rule of thumb)")
+OBSERVATIONS: dict[str, str] = {
+    "agree_lp_vs_ft_ood": _AGREE,
+    "agree_id_vs_ood_distortion": _AGREE,
+    "agree_lpft_vs_ft_distortion": _AGREE,
+    "conditions_phase": ("the synthetic conditions phase diagram, read at the real problem's (eps, rho), "
+                         "predicts the wrong winner for at least one instance: the real problem differs "
+                         "from the synthetic family in more than (eps, rho) (spectrum of X, Sigma, k); "
+                         "per-instance numbers in the details"),
+    "linear_ft_distorts_id_more": ("in absolute terms (mean ||(B - B0) x||) the linear model's FT can change "
+                                   "OOD features more than ID ones on real features: OOD features are longer "
+                                   "(on digits USPS mean norm 1.17-1.59 vs 1.0 for MNIST) and lie mostly "
+                                   "inside S (rho < 0.1), so I1 protects little of them; the relative row "
+                                   "(per unit input norm) is the like-for-like comparison"),
+}
+
 
 @dataclass(frozen=True)
 class Config:

@@ -50,6 +50,11 @@ CLAIM_EXPERIMENTS = (
 )
 #: The empirical (real-network) claims: read from cached results, never trained here.
 EMPIRICAL = "empirical"
+#: The two-layer model on real features beside the real network (THEORY.md §9): read from cached
+#: records of ``python -m experiments.real_features`` (it needs PyTorch and trains a backbone, so
+#: paper_checks never runs it). Looked up in the results cache, then in <empirical>/bridge.
+REAL_FEATURES = "real_features"
+CACHED_ONLY = (EMPIRICAL, REAL_FEATURES)
 STATUSES = tuple(s.value for s in Status)
 #: Statuses that are not what the claim's expectation says: exit code 1.
 MISMATCH = (Status.FAIL.value, Status.UNEXPECTED_PASS.value, Status.ERROR.value)
@@ -66,8 +71,8 @@ DEFAULT_EMPIRICAL = REPO / "results" / "empirical_gpu"
 
 
 def valid_names() -> tuple:
-    """The names ``--only`` accepts: every claim experiment, and ``empirical``."""
-    return tuple(CLAIM_EXPERIMENTS) + (EMPIRICAL,)
+    """The names ``--only`` accepts: every claim experiment, ``real_features`` and ``empirical``."""
+    return tuple(CLAIM_EXPERIMENTS) + (REAL_FEATURES, EMPIRICAL)
 
 
 def _check_only(only) -> list[str] | None:
@@ -103,15 +108,20 @@ def _error_row(name: str, exc: BaseException, what: str = "raised") -> dict:
                 details=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}".strip())
 
 
-def apply_findings(name: str, results: list[dict], findings: dict, figure: str | None = None) -> list[dict]:
+def apply_findings(name: str, results: list[dict], findings: dict, figure: str | None = None,
+                   observations: dict | None = None) -> list[dict]:
     """Validate ``check``'s rows and turn them into report rows, applying the module's FINDINGS.
 
     A "fail" whose id is in ``findings`` becomes "finding" (with ``reason``); a "pass" whose
-    id is there becomes "unexpected_pass" (with the recorded ``reason``). Raises ValueError on a
-    row that breaks the contract, on duplicate ids, and on a FINDINGS id that no row has (a
-    stale or misspelt finding must not pass silently).
+    id is there becomes "unexpected_pass" (with the recorded ``reason``). ``observations``
+    (a module's OBSERVATIONS) are comparisons whose either outcome is a result (THEORY.md §9:
+    "agreement and disagreement are both results"): a "fail" there is reported as "finding" with
+    that reason, a "pass" stays "pass". Raises ValueError on a row that breaks the contract, on
+    duplicate ids, and on a FINDINGS id that no row has (a stale or misspelt finding must not
+    pass silently).
     """
-    allowed = CHECK_STATUSES + ((Status.NO_RESULTS,) if name == EMPIRICAL else ())
+    observations = observations or {}
+    allowed = CHECK_STATUSES + ((Status.NO_RESULTS,) if name in CACHED_ONLY else ())
     rows = [validate_row(r, allowed) for r in results]
     ids = [r["id"] for r in rows]
     dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -131,6 +141,8 @@ def apply_findings(name: str, results: list[dict], findings: dict, figure: str |
                 row["status"] = Status.FINDING.value
             elif r["status"] == Status.PASS.value:
                 row["status"] = Status.UNEXPECTED_PASS.value
+        elif r["id"] in observations and r["status"] == Status.FAIL.value:
+            row.update(status=Status.FINDING.value, reason=observations[r["id"]])
         out.append(row)
     return out
 
@@ -172,6 +184,32 @@ def _empirical_rows(results_dir: Path, figures, fig_dir, out) -> list[dict]:
     return apply_findings(EMPIRICAL, results, {}, figure)
 
 
+def _real_features_rows(cache: Path, empirical: Path, figures, fig_dir, out) -> list[dict]:
+    """Check the cached records of experiments.real_features (never computed here)."""
+    from experiments._common import load_records
+    mod = importlib.import_module(f"experiments.{REAL_FEATURES}")
+    for folder in (Path(cache), Path(empirical) / "bridge"):
+        try:
+            df = load_records(REAL_FEATURES, out=folder)
+            break
+        except FileNotFoundError:
+            continue
+    else:
+        return [dict(id="cached_records", experiment=REAL_FEATURES, status=Status.NO_RESULTS.value,
+                     claim="the two-layer model on real features beside the real network (THEORY.md §9)",
+                     source="THEORY.md §9", margin=None, unit="", n_cases=0, figure=None,
+                     details=f"no cached records under {cache} or {Path(empirical) / 'bridge'}; run "
+                             f"`python -m experiments.real_features --quick --out {cache}` (needs the "
+                             "empirical extra and ../shared/data)")]
+    figure = None
+    if figures:
+        fmod = importlib.import_module(f"figures.{mod.FIGURE}")
+        paths = fmod.main(folder, fig_dir)
+        figure = str(Path(paths[0]).resolve().relative_to(Path(out).resolve())) if paths else None
+    return apply_findings(REAL_FEATURES, mod.check(df, None), getattr(mod, "FINDINGS", {}), figure,
+                          getattr(mod, "OBSERVATIONS", {}))
+
+
 def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache: Path | None = None,
                only=None, force: bool = False, figures: bool = True, log=print,
                empirical: Path = DEFAULT_EMPIRICAL, strict: bool = False) -> dict:
@@ -195,6 +233,8 @@ def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache
         try:
             if name == EMPIRICAL:
                 new = _empirical_rows(Path(empirical), figures, fig_dir, out)
+            elif name == REAL_FEATURES:
+                new = _real_features_rows(cache, Path(empirical), figures, fig_dir, out)
             else:
                 new = _run_experiment(name, quick, seed, cache, force, figures, fig_dir, out, log)
         except Exception as exc:  # noqa: BLE001 - reported as an error row, never swallowed

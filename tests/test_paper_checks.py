@@ -235,9 +235,9 @@ def test_report_json_schema(tmp_path, fake):
     assert isinstance(data, dict) and REPORT_KEYS <= set(data)
     assert data["mode"] == "quick" and data["seed"] == 0 and isinstance(data["versions"], dict)
     assert isinstance(data["git_revision"], str) and data["git_revision"]
-    assert set(data["timings"]["per_experiment_s"]) == {"alpha", "beta", "empirical"}
+    assert set(data["timings"]["per_experiment_s"]) == {"alpha", "beta", "real_features", "empirical"}
     assert data["timings"]["total_s"] >= 0 and data["machine"]["cpu_count"] >= 1
-    assert data["summary"] == {"pass": 1, "not_applicable": 1, "finding": 1, "no_results": 1}
+    assert data["summary"] == {"pass": 1, "not_applicable": 1, "finding": 1, "no_results": 2}
     for c in data["claims"]:
         assert CLAIM_KEYS <= set(c), c
         assert c["status"] in runner.STATUSES and ID_PATTERN.match(c["id"])
@@ -271,7 +271,7 @@ def test_report_links_only_figures_that_exist(tmp_path, fake):
     rep = tmp_path / "rep"
     data = json.loads((rep / "report.json").read_text())
     figs = {c["id"]: c["figure"] for c in data["claims"]}
-    assert figs == {"a1": "figures/alpha.png", "b1": None, "lpft_dist": None}
+    assert figs == {"a1": "figures/alpha.png", "b1": None, "cached_records": None, "lpft_dist": None}
     md = (rep / "report.md").read_text()
     assert "empirical_distortion.png" not in md
     for link in __import__("re").findall(r"\]\(([^)]+)\)", md):
@@ -369,3 +369,27 @@ def test_real_experiment_rows_follow_the_contract(invariants_report):
         assert CLAIM_KEYS <= set(c) and c["status"] == "pass" and c["unit"] == "decades below tolerance"
         assert c["n_cases"] > 0 and math.isfinite(c["margin"]) and (out / c["figure"]).is_file()
     assert not (out / "report.json").exists()
+
+
+def test_observations_report_either_outcome_as_a_result():
+    """OBSERVATIONS (THEORY.md §9 comparisons): a fail is a finding with its reason, a pass stays a pass."""
+    rows = runner.apply_findings("real_features", [_r("agree", "fail", 0.5), _r("other", "pass")], {},
+                                 observations={"agree": "disagreement is a result", "other": "either way"})
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["agree"]["status"] == "finding" and by_id["agree"]["reason"] == "disagreement is a result"
+    assert by_id["other"]["status"] == "pass" and "reason" not in by_id["other"]
+    assert runner.exit_code(rows) == 0
+    # without the observation the same failing comparison is a mismatch
+    plain = runner.apply_findings("real_features", [_r("agree", "fail", 0.5)], {})
+    assert plain[0]["status"] == "fail" and runner.exit_code(plain) == 1
+
+
+def test_real_features_rows_from_cached_records(tmp_path):
+    """paper_checks reads real_features' cached records (never computes them) and applies OBSERVATIONS."""
+    pytest.importorskip("pandas")
+    rf = pytest.importorskip("experiments.real_features")
+    none = runner._real_features_rows(tmp_path / "cache", tmp_path / "emp", False, tmp_path / "f", tmp_path)
+    assert [r["status"] for r in none] == ["no_results"]
+    assert set(rf.OBSERVATIONS) <= {"agree_lp_vs_ft_ood", "agree_id_vs_ood_distortion",
+                                    "agree_lpft_vs_ft_distortion", "conditions_phase",
+                                    "linear_ft_distorts_id_more"}
