@@ -1,4 +1,4 @@
-"""Experiment: LP / FT / LP-FT on real pretrained networks (THEORY.md §7, issue 4).
+"""Experiment: LP / FT / LP-FT on real pretrained networks (THEORY.md §7).
 
 ``run(config) -> list[dict]`` returns tidy records (schema in
 ``twolayer.empirical.results``): one row per method x seed x lr x epoch x
@@ -15,7 +15,8 @@ CLI::
     python -m experiments.empirical --quick --seed 0 --out results/empirical \
         --dataset digits --device cpu
 
-``config`` keys: ``datasets`` (list) or ``dataset``; ``quick``; ``seeds``;
+``config`` keys: ``datasets`` (list) or ``dataset``; ``quick`` (bool, or a scale
+name "full" / "quick" / "tiny"); ``seeds``;
 ``results_dir``; ``device``; ``data_dir``; and per-dataset overrides under
 ``overrides: {dataset: {...}}`` merged into ``twolayer.empirical.runner.preset``.
 """
@@ -25,10 +26,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-DATASETS = ("digits", "pacs", "cifar-subpop")
+DATASETS = ("digits", "pacs", "cifar-subpop", "cifar-stl")
 
 
-def default_config(dataset: str = "digits", quick: bool = True, seeds=(0, 1, 2),
+def default_config(dataset: str = "digits", quick: bool | str = True, seeds=(0, 1, 2),
                    results_dir: str = "results/empirical", device: str = "auto", data_dir=None) -> dict:
     return {"datasets": [dataset], "quick": quick, "seeds": list(seeds), "results_dir": results_dir,
             "device": device, "data_dir": data_dir, "overrides": {}}
@@ -43,27 +44,39 @@ def run(config: dict, log=print) -> list[dict]:
     for ds in datasets:
         over = {k: config[k] for k in ("seeds", "results_dir", "device", "data_dir") if k in config}
         over.update(config.get("overrides", {}).get(ds, {}))
-        cfg = preset(ds, bool(config.get("quick", False)), **over)
+        q = config.get("quick", False)
+        cfg = preset(ds, q if isinstance(q, str) else bool(q), **over)
         records.extend(run_experiment(cfg, log=log))
     return records
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="digits", choices=DATASETS + ("cifar-stl",))
-    p.add_argument("--quick", action="store_true", help="small CPU scale")
+    p = argparse.ArgumentParser(prog="python -m experiments.empirical", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="digits", choices=DATASETS, help="ID/OOD shift (default digits)")
+    p.add_argument("--quick", action="store_true", help="small CPU scale (same as --scale quick)")
+    p.add_argument("--scale", default=None, choices=("full", "quick", "tiny"),
+                   help="preset scale: full (GPU), quick (CPU, minutes), tiny (smoke test, seconds)")
     p.add_argument("--seed", type=int, action="append", default=None,
-                   help="seed (repeat for several; default 0 1 2)")
-    p.add_argument("--out", default="results/empirical", help="results directory (git-ignored)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-dir", default=None, help="default: $TWOLAYER_DATA, then <repo>/../shared/data")
+                   help="a seed (repeat for several; default 0 1 2); each seed has its own split and LP fit")
+    p.add_argument("--out", default="results/empirical", help="results folder (git-ignored; default results/empirical)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    p.add_argument("--data-dir", default=None, help="folder of the data bundles (default: $TWOLAYER_DATA, "
+                                                    "then <repo>/../shared/data)")
     a = p.parse_args(argv)
-    from twolayer.empirical.table import format_distortion, format_table
+    from twolayer.empirical.errors import DataNotFoundError
+    from twolayer.empirical.results import load_warnings
+    from twolayer.empirical.table import format_distortion, format_table, format_warnings
 
-    cfg = default_config(a.dataset, a.quick, a.seed or (0, 1, 2), a.out, a.device, a.data_dir)
-    recs = run(cfg)
+    scale = a.scale or ("quick" if a.quick else "full")
+    cfg = default_config(a.dataset, scale, a.seed or (0, 1, 2), a.out, a.device, a.data_dir)
+    try:
+        recs = run(cfg)
+    except DataNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(format_table(recs, a.dataset))
     print(format_distortion(recs, a.dataset))
+    print(format_warnings(load_warnings(a.out, a.dataset)))
     return 0
 
 

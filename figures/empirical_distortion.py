@@ -11,11 +11,16 @@ the linear model (THEORY.md §6), read from the core package's cached
 OOD inputs at the end of training, per epsilon (no simulation here).
 
 Reads cached results only; never trains or simulates. ``main(results_dir, out_dir)``
-writes ``empirical_distortion.png`` and ``.pdf``.
+writes ``empirical_distortion.png`` and ``.pdf`` (``python -m figures`` calls it).
+
+CLI: ``python -m figures.empirical_distortion [--results DIR] [--out DIR]
+[--linear-results DIR]`` (exit 2 when the results folder is missing or holds no
+empirical results).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import defaultdict
@@ -126,6 +131,8 @@ def main(results_dir=None, out_dir=None, linear_results_dir=None) -> list[Path]:
                        edgecolors="C0", label=lab + " OOD")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        from matplotlib.ticker import NullFormatter
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on a short log axis
         ax.set_xlabel("LP head norm ||W_lp||_F")
         ax.set_ylabel("feature distortion x100 (mean sq. change)")
         ax.set_title(ds)
@@ -148,5 +155,25 @@ def main(results_dir=None, out_dir=None, linear_results_dir=None) -> list[Path]:
     return paths
 
 
+def cli(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m figures.empirical_distortion",
+                                 description="Feature distortion of the real networks (cached empirical results) "
+                                             "next to the two-layer linear model; never trains.")
+    ap.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                    help=f"empirical results folder (default {DEFAULT_RESULTS})")
+    ap.add_argument("--out", type=Path, default=None, help="figure folder (default: figures' DEFAULT_OUT)")
+    ap.add_argument("--linear-results", type=Path, default=None,
+                    help="cache of the core package's feature_distortion experiment (default: its default)")
+    a = ap.parse_args(argv)
+    if not a.results.is_dir():
+        ap.error(f"--results {a.results}: no such folder")
+    try:
+        paths = main(a.results, a.out, a.linear_results)
+    except FileNotFoundError as e:
+        ap.error(str(e))
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
 if __name__ == "__main__":
-    print(main(*(sys.argv[1:4])))
+    sys.exit(cli())

@@ -2,13 +2,23 @@
 
 ``empirical_checks(results_dir)`` reads the run files written by
 ``experiments.empirical`` / ``experiments.empirical_gpu`` (never trains) and
-returns one dict per claim and dataset with keys ``claim``, ``source``,
-``status`` ("pass" | "fail" | "no results yet"), ``margin`` (positive = the
-claim holds by that much; accuracy claims in percentage points, distortion
-claims as stated), ``n_cases`` (seeds behind the numbers), ``figure``,
-``details``. Runs made at the quick (CPU test) scale are pipeline checks,
-not evidence: they are ignored, and without other results every claim reads
-"no results yet". A claim never passes without results.
+returns one dict per claim and dataset with keys ``id`` (``<claim>_<dataset>``),
+``claim``, ``source``, ``status`` ("pass" | "fail" | "not_applicable" | "no
+results yet"), ``margin`` (positive = the claim holds by that much), ``unit``,
+``n_cases`` (seeds behind the numbers), ``figure``, ``details``. Runs made at
+the quick / tiny (CPU test) scales are pipeline checks, not evidence: they are
+ignored, and without other results every claim reads "no results yet". A claim
+never passes without results.
+
+Rule of thumb (issue 8 §2): FT must not be below LP on ID for a backbone that
+fits the task. Where it is, the recipe is wrong, not the paper: ``ft_id`` fails
+with that reason and the other accuracy claims of that dataset are
+"not_applicable" (not evidence either way). Warnings stored in the run files
+(a selected lr or C on the edge of its grid, a run that has not plateaued) are
+appended to the details.
+
+CLI: ``python -m paper_checks.empirical [--results DIR] [--json]`` (exit 0: no
+claim fails, 1: a claim fails, 2: usage error such as a missing folder).
 """
 
 from __future__ import annotations
@@ -49,10 +59,31 @@ def _load(results_dir) -> list[dict]:
     return recs
 
 
-def _no_results(key: str, why: str) -> dict:
-    return {"claim": CLAIMS[key], "source": SOURCE, "status": "no results yet", "margin": None,
+UNITS = {"ft_id": "percentage points (FT - LP, ID)", "lp_ood": "percentage points (LP - FT, OOD)",
+         "lpft_best": "percentage points (LP-FT - best of LP and FT, the smaller of ID and OOD)",
+         "dist_id_ood": "authors' msq x100 (ID - OOD)",
+         "lpft_dist": f"log10(FT / LP-FT ID distortion / {FAR_LESS_FACTOR:g})"}
+
+
+def _no_results(key: str, why: str, ds: str | None = None) -> dict:
+    return {"id": key if ds is None else f"{key}_{ds.replace('-', '_')}",
+            "claim": CLAIMS[key] if ds is None else f"{CLAIMS[key]} [{ds}]", "source": SOURCE,
+            "status": "no results yet", "margin": None, "unit": UNITS[key],
             "n_cases": 0, "figure": FIGURE if key.startswith(("dist", "lpft_dist")) else None,
-            "details": why}
+            "details": why if ds is None else f"{ds}: {why}"}
+
+
+def _warnings(results_dir, ds) -> list[str]:
+    out = []
+    for p in sorted(Path(results_dir).glob("*/*/seed*.json")):
+        try:
+            obj = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        recs = obj.get("records", [])
+        if not obj.get("config", {}).get("quick") and recs and recs[0].get("dataset") == ds:
+            out.extend(obj.get("warnings", []))
+    return out
 
 
 def _mean(summ, m, col):
@@ -79,18 +110,29 @@ def empirical_checks(results_dir) -> list[dict]:
     out = []
     for ds in sorted({r["dataset"] for r in recs}):
         summ = summarize(recs, ds)
+        warns = _warnings(results_dir, ds)
+        wnote = (f" | {len(warns)} run warning(s), e.g. {warns[0]}" if warns else "")
+        lp_i, ft_i = _mean(summ, "lp", "id"), _mean(summ, "ft", "id")
+        recipe_bad = bool(lp_i and ft_i and ft_i[0] < lp_i[0])
+        bad_note = (f"rule of thumb failed: FT below LP on ID ({ft_i[0]:.2f} vs {lp_i[0]:.2f} %), so the FT "
+                    "recipe is wrong for this backbone, not the paper; not evidence") if recipe_bad else ""
 
         def result(key, margin, n, details, applies=True):
             if not applies:
                 return
             if margin is None:
-                out.append(dict(_no_results(key, f"{ds}: {details}"), claim=f"{CLAIMS[key]} [{ds}]"))
+                out.append(_no_results(key, details, ds))
                 return
-            out.append({"claim": f"{CLAIMS[key]} [{ds}]", "source": SOURCE,
-                        "status": "pass" if margin > 0 or (key == "lpft_best" and margin == 0) else "fail",
-                        "margin": float(margin), "n_cases": int(n),
-                        "figure": FIGURE if key in ("dist_id_ood", "lpft_dist") else None,
-                        "details": f"{ds}: {details}"})
+            status = "pass" if margin > 0 or (key == "lpft_best" and margin == 0) else "fail"
+            extra = ""
+            if recipe_bad and key in ("lp_ood", "lpft_best"):
+                status, extra = "not_applicable", " | " + bad_note
+            elif recipe_bad and key == "ft_id":
+                extra = " | " + bad_note
+            out.append({"id": f"{key}_{ds.replace('-', '_')}", "claim": f"{CLAIMS[key]} [{ds}]",
+                        "source": SOURCE, "status": status, "margin": float(margin), "unit": UNITS[key],
+                        "n_cases": int(n), "figure": FIGURE if key in ("dist_id_ood", "lpft_dist") else None,
+                        "details": f"{ds}: {details}{extra}{wnote}"})
 
         lp_id, ft_id, lpft_id = (_mean(summ, m, "id") for m in ("lp", "ft", "lpft"))
         ood_col = "ood_avg" if any("ood_avg" in summ.get(m, {}) for m in summ) else next(
@@ -138,8 +180,26 @@ def empirical_checks(results_dir) -> list[dict]:
     return out
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-    for c in empirical_checks(sys.argv[1] if len(sys.argv) > 1 else "results/empirical_gpu"):
-        print(f"{c['status']:15s} {c['margin'] if c['margin'] is None else round(c['margin'], 3)!s:8s} "
-              f"{c['claim']}  -- {c['details']}")
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m paper_checks.empirical",
+                                 description="Check the empirical claims (THEORY.md §7) on cached results; "
+                                             "never trains.")
+    ap.add_argument("--results", default="results/empirical_gpu",
+                    help="results folder of the run files (default results/empirical_gpu); must exist")
+    ap.add_argument("--json", action="store_true", help="print the claims as JSON")
+    a = ap.parse_args(argv)
+    if not Path(a.results).is_dir():
+        ap.error(f"--results {a.results}: no such folder (run `python -m experiments.empirical_gpu` first)")
+    checks = empirical_checks(a.results)
+    if a.json:
+        print(json.dumps(checks, indent=1))
+    else:
+        for c in checks:
+            m = "-" if c["margin"] is None else f"{c['margin']:.3g}"
+            print(f"{c['status']:15s} {m:>8s} {c['claim']}  -- {c['details']}")
+    return 1 if any(c["status"] == "fail" for c in checks) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

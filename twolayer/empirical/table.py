@@ -1,8 +1,11 @@
 """Paper-style tables from cached records, next to the paper's numbers (THEORY.md §7).
 
-Accuracies are of the lr selected on ID validation, at the final epoch, in
-percent, mean +- half-width of a 90% t-interval over seeds. ``ood_avg`` is
-the mean over OOD domains (per seed, then over seeds).
+Accuracies are of the (lr, epoch) selected on ID validation, in percent.
+Intervals: mean +- half-width of the two-sided 90% Student-t confidence interval
+over seeds, t_{0.95, n-1} * s / sqrt(n) (the paper's tables give 90% intervals
+over seeds; ``metrics.interval90``). ``ood_avg`` is the mean over OOD domains
+(per seed, then over seeds). ``format_table`` also prints the selected lrs and
+epochs, the LP C, and the issue 8 rule of thumb (FT must not be below LP on ID).
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import numpy as np
 
 from .metrics import interval90
 
-__all__ = ["summarize", "format_table", "format_distortion", "PAPER_ACCURACY", "PAPER_DISTORTION"]
+__all__ = ["summarize", "format_table", "format_distortion", "format_warnings", "rule_of_thumb",
+           "PAPER_ACCURACY", "PAPER_DISTORTION", "INTERVAL_NOTE"]
+
+#: how every interval of these tables is computed (printed with them)
+INTERVAL_NOTE = "mean ± half-width of the two-sided 90% Student-t CI over seeds, t(0.95, n-1)·s/√n"
 
 METHOD_NAMES = {"lp": "LP", "ft": "FT", "lpft": "LP-FT"}
 
@@ -59,10 +66,14 @@ def summarize(records, dataset: str) -> dict:
         elif met == "distortion_cos":
             col = "dist_cos_id" if r["split"] == "id_val" else f"dist_cos_ood:{r['domain']}"
             v = r["value"]
-        elif met in ("weight_dist", "phi_rel", "init_grad_norm", "images_per_s", "init_loss"):
+        elif met in ("weight_dist", "phi_rel", "init_grad_norm", "images_per_s", "init_loss", "best_epoch"):
             col, v = met, r["value"]
         if col is not None:
             per[m][s][col] = v
+        if r["lr"] is not None:
+            per[m][s]["lr"] = float(r["lr"])
+        if r.get("lp_c") is not None:
+            per[m][s]["lp_c"] = float(r["lp_c"])
         if r["lp_head_norm"] is not None:
             per[m][s]["lp_head_norm"] = r["lp_head_norm"]
             per[m][s]["lp_l2"] = r["lp_l2"]
@@ -94,12 +105,27 @@ def format_table(records, dataset: str) -> str:
     cols = ["id"] + [f"ood:{d}" for d in doms] + (["ood_avg"] if len(doms) > 1 else [])
     names = ["ID"] + [f"OOD {d}" for d in doms] + (["OOD avg"] if len(doms) > 1 else [])
     n = max(v[2] for m in summ.values() for v in m.values())
-    lines = [f"{dataset} -- accuracy % (mean ± 90% CI over {n} seeds; lr chosen on ID val, final epoch)",
+    lines = [f"{dataset} -- accuracy % ({INTERVAL_NOTE}, n = {n} seeds; (lr, epoch) chosen on ID val)",
              "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for m in ("lp", "ft", "lpft"):
         if m in summ:
             lines.append(f"| {METHOD_NAMES[m]} | " + " | ".join(_fmt(summ[m].get(c, (np.nan, np.nan, 0)))
                                                           for c in cols) + " |")
+    sel = []
+    for m in ("ft", "lpft"):
+        if m in summ and "lr" in summ[m]:
+            lrs = sorted({r["lr"] for r in records if r["dataset"] == dataset and r["method"] == m
+                          and r["selected"] and r["lr"] is not None})
+            sel.append(f"{METHOD_NAMES[m]} lr {', '.join(f'{x:g}' for x in lrs)} (per seed), "
+                       f"epoch {summ[m]['best_epoch'][0]:.1f}" if "best_epoch" in summ[m] else
+                       f"{METHOD_NAMES[m]} lr {', '.join(f'{x:g}' for x in lrs)}")
+    if "lp" in summ and "lp_c" in summ["lp"]:
+        sel.append(f"LP C {summ['lp']['lp_c'][0]:.3g} (mean), |W| {summ['lp']['lp_head_norm'][0]:.3g}")
+    if sel:
+        lines.append("selected on ID val: " + "; ".join(sel))
+    w = rule_of_thumb(records, dataset)
+    if w:
+        lines.append("WARNING: " + w)
     lines.append("")
     lines.append("paper (THEORY.md §7), ID / OOD %:")
     for shift, vals in PAPER_ACCURACY.items():
@@ -139,4 +165,23 @@ def format_distortion(records, dataset: str) -> str:
     ips = [summ[m]["images_per_s"][0] for m in ("ft", "lpft") if m in summ and "images_per_s" in summ[m]]
     if ips:
         lines.append(f"training throughput: {np.mean(ips):.0f} images/s (mean over FT / LP-FT runs)")
+    return "\n".join(lines)
+
+
+def rule_of_thumb(records, dataset: str) -> str | None:
+    """Issue 8 §2: FT must not be below LP on ID (mean over seeds); a message when it is."""
+    from .selection import rule_of_thumb_warning
+    summ = summarize(records, dataset)
+    if "lp" not in summ or "ft" not in summ or "id" not in summ["lp"] or "id" not in summ["ft"]:
+        return None
+    return rule_of_thumb_warning(summ["lp"]["id"][0] / 100, summ["ft"]["id"][0] / 100, where=f"{dataset}: ")
+
+
+def format_warnings(warnings: list[str], limit: int = 30) -> str:
+    """The run files' warnings (edge of grid, not plateaued, LP not converged, FT below LP)."""
+    if not warnings:
+        return "warnings: none"
+    lines = [f"warnings ({len(warnings)}):"] + [f"  - {w}" for w in warnings[:limit]]
+    if len(warnings) > limit:
+        lines.append(f"  ... and {len(warnings) - limit} more (see the run files' 'warnings')")
     return "\n".join(lines)
