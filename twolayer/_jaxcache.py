@@ -2,8 +2,9 @@
 compile counter. Nothing here runs on ``import twolayer``.
 
 Persistent cache (issue 10): at the first solve, :func:`enable_persistent_cache` sets
-JAX's global option ``jax_compilation_cache_dir`` (the only global JAX setting twolayer
-touches, and only when it is still unset), so that a new process loads the compiled
+JAX's global options ``jax_compilation_cache_dir`` and
+``jax_persistent_cache_min_compile_time_secs = 0`` (the only global JAX settings twolayer
+touches, and only when the folder is still unset), so that a new process loads the compiled
 solver from disk instead of compiling it again (about 5-10 s per shape). The folder is
 
 * ``$TWOLAYER_JAX_CACHE`` if set (``off``, ``0`` or ``none`` disables the cache), else
@@ -55,10 +56,27 @@ def enable_persistent_cache() -> str | None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 jax.config.update("jax_compilation_cache_dir", str(folder))
+                # The solver's XLA compile takes under JAX's default 1 s threshold on
+                # small shapes; store it anyway (it is the part a new process can skip).
+                if jax.config.jax_persistent_cache_min_compile_time_secs > 0.0:
+                    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+                _reinitialize()
                 _STATE["enabled"] = str(folder)
             except OSError:
                 _STATE["enabled"] = ""      # unwritable: run without a disk cache
         return _STATE["enabled"] or None
+
+
+def _reinitialize() -> None:
+    """JAX decides at its first compilation whether a disk cache is used; if anything was
+    compiled before (e.g. at diffrax's import) the new folder would be ignored until the
+    cache is re-initialised."""
+    try:
+        from jax._src import compilation_cache as cc
+        if cc.is_initialized():
+            cc.reset_cache()
+    except (ImportError, AttributeError):
+        pass
 
 
 def count_compile() -> None:
