@@ -13,9 +13,9 @@ OOD inputs at the end of training, per epsilon (no simulation here).
 Reads cached results only; never trains or simulates. ``main(results_dir, out_dir)``
 writes ``empirical_distortion.png`` and ``.pdf`` (``python -m figures`` calls it).
 
-CLI: ``python -m figures.empirical_distortion [--results DIR] [--out DIR]
-[--linear-results DIR]`` (exit 2 when the results folder is missing or holds no
-empirical results).
+CLI: ``python -m figures.empirical_distortion [--empirical DIR] [--cache DIR]
+[--out DIR]`` (the option names of ``python -m figures``; exit 2 when the empirical
+folder is missing or holds no empirical results).
 """
 
 from __future__ import annotations
@@ -159,16 +159,19 @@ def cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m figures.empirical_distortion",
                                  description="Feature distortion of the real networks (cached empirical results) "
                                              "next to the two-layer linear model; never trains.")
-    ap.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
-                    help=f"empirical results folder (default {DEFAULT_RESULTS})")
-    ap.add_argument("--out", type=Path, default=None, help="figure folder (default: figures' DEFAULT_OUT)")
-    ap.add_argument("--linear-results", type=Path, default=None,
-                    help="cache of the core package's feature_distortion experiment (default: its default)")
+    ap.add_argument("--empirical", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+                    help=f"cached empirical results (must exist; default {DEFAULT_RESULTS})")
+    ap.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                    help="results cache of the core package's feature_distortion experiment (the linear-model "
+                         "panel; default: the experiments' default cache)")
+    ap.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="figure folder: empirical_distortion.png / .pdf are written there (default: the "
+                         "figures' default folder)")
     a = ap.parse_args(argv)
-    if not a.results.is_dir():
-        ap.error(f"--results {a.results}: no such folder")
+    if not a.empirical.is_dir():
+        ap.error(f"--empirical {a.empirical}: no such folder")
     try:
-        paths = main(a.results, a.out, a.linear_results)
+        paths = main(a.empirical, a.out, a.cache)
     except FileNotFoundError as e:
         ap.error(str(e))
     print("\n".join(str(p) for p in paths))

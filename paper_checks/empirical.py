@@ -17,7 +17,7 @@ with that reason and the other accuracy claims of that dataset are
 (a selected lr or C on the edge of its grid, a run that has not plateaued) are
 appended to the details.
 
-CLI: ``python -m paper_checks.empirical [--results DIR] [--json]`` (exit 0: no
+CLI: ``python -m paper_checks.empirical [--empirical DIR] [--json]`` (exit 0: no
 claim fails, 1: a claim fails, 2: usage error such as a missing folder).
 """
 
@@ -185,13 +185,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m paper_checks.empirical",
                                  description="Check the empirical claims (THEORY.md §7) on cached results; "
                                              "never trains.")
-    ap.add_argument("--results", default="results/empirical_gpu",
-                    help="results folder of the run files (default results/empirical_gpu); must exist")
+    ap.add_argument("--empirical", default="results/empirical_gpu", metavar="DIR",
+                    help="cached empirical results, the run files (default results/empirical_gpu); must exist")
     ap.add_argument("--json", action="store_true", help="print the claims as JSON")
     a = ap.parse_args(argv)
-    if not Path(a.results).is_dir():
-        ap.error(f"--results {a.results}: no such folder (run `python -m experiments.empirical_gpu` first)")
-    checks = empirical_checks(a.results)
+    if not Path(a.empirical).is_dir():
+        ap.error(f"--empirical {a.empirical}: no such folder (run `python -m experiments.empirical_gpu` first)")
+    checks = empirical_checks(a.empirical)
     if a.json:
         print(json.dumps(checks, indent=1))
     else:

@@ -248,9 +248,9 @@ def test_cli_errors_and_help(tmp_path, capsys):
     assert _cli_exit(emp_main, ["table", "--out", str(tmp_path / "empty")]) == 2
     assert _cli_exit(emp_main, ["run", "--dataset", "bogus"]) == 2
     assert _cli_exit(emp_main, ["run", "--set", "{bad json"]) == 2
-    assert _cli_exit(checks_main, ["--results", str(tmp_path / "nonexistent")]) == 2
-    assert _cli_exit(fig_cli, ["--results", str(tmp_path / "nonexistent")]) == 2
-    assert _cli_exit(fig_cli, ["--results", str(tmp_path / "empty")]) == 2
+    assert _cli_exit(checks_main, ["--empirical", str(tmp_path / "nonexistent")]) == 2
+    assert _cli_exit(fig_cli, ["--empirical", str(tmp_path / "nonexistent")]) == 2
+    assert _cli_exit(fig_cli, ["--empirical", str(tmp_path / "empty")]) == 2
     from experiments.empirical import main as exp_main
     from experiments.empirical_gpu import main as gpu_main
     for fn, prog in ((emp_main, "python -m twolayer.empirical"), (checks_main, "python -m paper_checks.empirical"),
