@@ -42,6 +42,8 @@ import numpy as np
 from experiments._common import cli, run_sweep
 
 NAME = "bound_tightness"
+CLAIM = ("Theorem 3.3 (published and derived forms): sqrt(L_ood(FT(t))) >= the bound for all t, searched "
+         "where it is weakest (small ||w*||, R* nearly inside S, k = 1..3, heads of every scale, eps from 0)")
 SOURCE = "Theorem 3.3 (THEORY.md §4)"
 FIGURE = "bound_tightness"
 FORMS = ("published", "derived")

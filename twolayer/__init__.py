@@ -6,7 +6,7 @@ Importing twolayer changes no global state (JAX float64 is enabled only inside
 the solver calls) and never imports torch (see ``twolayer.empirical``).
 """
 
-from . import bounds
+from . import bounds, closed_form
 from .errors import (AssumptionError, NotOrthonormalError, SolverCertificateError, SolverError,
                      SolverFailedError, SolverStepLimitError, TwoLayerInputError)
 from .flow import FlowConfig, FlowResult, compile_count, simulate, simulate_batch
@@ -28,7 +28,7 @@ __all__ = [
     "gradient_descent", "Trajectory", "LinearProbe", "lp_head", "lp_limit",
     "train_loss", "ood_loss", "id_loss", "feature_change", "effective_predictor",
     "invariant_drift", "InvariantDrift", "distance", "procrustes_rotation", "procrustes_distance",
-    "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds",
+    "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds", "closed_form",
     "TwoLayerInputError", "NotOrthonormalError", "AssumptionError", "SolverStepLimitError",
     "SolverFailedError",
 ]

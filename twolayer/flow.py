@@ -95,7 +95,9 @@ class FlowConfig(NamedTuple):
     certify : check the a-posteriori certificate (:mod:`twolayer.certificate`).
     fallback_solver : integrate with this solver when a certificate fails (None: raise).
     batching : "auto" (vmap on a GPU, map on the CPU), "map" or "vmap" (simulate_batch).
-    workers : threads for simulate_batch (None: every CPU core).
+    workers : threads for simulate_batch (default 1; None: every CPU core). Measured with
+        ``experiments.benchmark_flow``: 20 problems took 0.35 s on 1 thread and 4.39 s on 16
+        (16-core H100 host) and 0.96x on 2 cores here, so threads are off by default.
     chunk : problems per vmapped chunk (fixed: batches are padded to it).
     """
 
@@ -112,7 +114,7 @@ class FlowConfig(NamedTuple):
     certify: bool = True
     fallback_solver: str | None = "kvaerno5"
     batching: str = "auto"
-    workers: int | None = None
+    workers: int | None = 1
     chunk: int = 64
 
 
@@ -619,8 +621,8 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
 
     Each problem keeps its own adaptive step size, steady stop, retries and certificate,
     so the accuracy is that of :func:`simulate`. Batching (``config.batching``): "map"
-    runs single solves on a thread pool of ``config.workers`` threads (default: every
-    CPU core; XLA releases the GIL), "vmap" runs fixed-size vmapped chunks of
+    runs single solves one after another (``config.workers`` > 1 or None puts them on a
+    thread pool; measured slower, see :class:`FlowConfig`), "vmap" runs fixed-size vmapped chunks of
     ``config.chunk`` problems (padded; the better choice on a GPU), "auto" picks vmap on
     a GPU and map on the CPU. No batch size compiles anew.
 
