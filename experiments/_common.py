@@ -253,25 +253,22 @@ def load_records(name: str, config=None, out: Path | str | None = None):
     return pd.read_csv(path)
 
 
-def seed_arg(text: str) -> int:
-    """argparse type of ``--seed``: a non-negative integer (the base seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
+def _int_arg(minimum: int, what: str):
+    """An argparse type: an integer >= ``minimum`` (``what`` names the kind in the error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {what} integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a {what} integer, got {value}")
+        return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+#: argparse type of ``--seed``: a non-negative integer (the base seed).
+seed_arg = _int_arg(0, "non-negative")
+_positive_int = _int_arg(1, "positive")
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, results: str = "out", quick: bool = True,
