@@ -34,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._field import field as shared_field
 from .errors import TwoLayerInputError
 from .problem import Problem
 
@@ -108,11 +109,9 @@ def slack_fn(k: int, m: int, d: int, form: str, t_max: float, n_times: int, tied
 
     ts = np.concatenate([[0.0], np.logspace(-3, np.log10(t_max), n_times)])
 
-    def field(t, y, args):
-        v, G = y
-        s2, c = args
-        r = s2 * (G.T @ v) - c
-        return (-2.0 * (G @ r), -2.0 * jnp.outer(v, r))
+    def field(t, y, args):          # the project's one vector field (twolayer._field), in jnp
+        fv, fG, _ = shared_field(jnp, *args, *y)
+        return (fv, fG)
 
     def log_slack(theta, Sigma, U0):
         B0, Bs, s, vs, v0 = _unpack(theta, U0 if tied else None)
