@@ -138,7 +138,8 @@ def test_relaxed_rule_on_ill_conditioned_x_is_never_a_wrong_success():
     """Before (cond 300..1e3, step limit 20000): the rule relaxed to 1e-7, the tail
     extrapolated, the train loss rose after the stop, and that came back as success.
     Now the certificate catches it: the result is integrated further (stiff solver) and
-    certified, or raised."""
+    certified, or raised. (The stop also left a slow mode unconverged: with no fallback
+    solver that alone raises.)"""
     p = illcond_problem(1e3)
     ts = np.array([0.0, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, np.inf])
     with pytest.raises(tl.SolverCertificateError) as info:
@@ -147,11 +148,79 @@ def test_relaxed_rule_on_ill_conditioned_x_is_never_a_wrong_success():
     assert isinstance(info.value, tl.SolverError) and isinstance(info.value, RuntimeError)
 
 
+# ----------------------------------------------------------------------------- slow modes
+#: Square, ill-conditioned X (n = m, kappa(X)^2 ~ 4e6 and 1.3e8) and a tiny head: the slowest
+#: mode relaxes at ~1e-10 of the fastest rate, below the tail's clamp (found by the k = 1
+#: closed form in the full bound search; 5 of 852 instances were off by 17-640%).
+SLOW_K1 = {
+    "eps0": dict(seed=553613787, d=24, k=1, m=6, n=6, eps=0.0,
+                 theta_star=float(np.arccos(np.sqrt(0.9952986997812876))), shift="isotropic",
+                 head_init="zero", w_star_norm=0.011846843477957072),
+    "eps1e-6": dict(seed=1519719439, d=11, k=1, m=6, n=6, eps=1.0872533260768278e-06, theta_star=None,
+                    shift=0.22746665086361237, head_init="zero", w_star_norm=0.06894037580562543),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_K1))
+def test_slow_mode_limit_equals_the_k1_closed_form(name):
+    """Before: the stop clamped the slowest mode and the t = inf state passed the
+    certificate although wrong: sqrt(L_ood(inf)) 4.26e-7 vs 5.73e-8 exact ("eps0") and
+    3.574e-4 vs 3.046e-4 ("eps1e-6"). Now the limit's gap from the minimum manifold sends
+    the flow on past the slow mode, and the limit is the closed form's."""
+    from twolayer.closed_form import ft_limit_k1
+    p = tl.make_problem(**SLOW_K1[name])
+    tr = tl.simulate(p, "ft", [0.0, np.inf])
+    cf = ft_limit_k1(p)
+    root = float(np.sqrt(tl.ood_loss(p, tr.v[-1], tr.B[-1])))
+    # 1e-7: sqrt(L_ood) ~ |W - v_inf| cancels ~2 decades of the state's rtol-level accuracy
+    assert abs(root - cf.sqrt_ood_inf) <= 1e-7 * cf.sqrt_ood_inf, (root, cf.sqrt_ood_inf)
+    assert tr.result is tl.FlowResult.STEADY_SLOW and tr.stats["slow_rate"] > 0, tr.status
+    assert tr.stats["t_steady"] > 1e8          # the slow mode needs t ~ 1e9-1e10
+    assert_certified(tr)
+    assert tr.certificate["limit_gap"] <= tr.certificate["limit_gap_tol"]
+
+
+def test_slow_mode_without_a_stiff_solver_raises():
+    """With no fallback solver the flow cannot go on past the slow mode: it raises with
+    the gap in its certificate, never returns the clamped limit."""
+    p = tl.make_problem(**SLOW_K1["eps0"])
+    with pytest.raises(tl.SolverCertificateError) as info:
+        tl.simulate(p, "ft", [0.0, np.inf], fallback_solver=None)
+    cert = info.value.certificate
+    assert cert["failed"] == ["limit_gap"] and cert["limit_gap"] > 1e3 * cert["limit_gap_tol"]
+
+
+def test_minimum_gap_sees_what_the_residual_hides():
+    """At the exact limit the gap is at rounding; a displacement of the outputs along the
+    slowest direction of S by 1e-6 (relative) shows as a gap of 1e-6 while the residual,
+    weighted by s^2, barely moves (the certificate's limit_gap catches it)."""
+    from twolayer.certificate import certify
+    from twolayer.tail import linear_tail, minimum_gap
+    p = tl.make_problem(**SLOW_K1["eps0"])
+    tr = tl.simulate(p, "ft", [0.0, np.inf])
+    s2, c, G0, _ = p.reduced
+    v, G = tr.v[-1], tr.B[-1] @ p.S_basis
+    assert minimum_gap(s2, c, v, G) < 1e-13
+    p_star = c / s2
+    j = int(np.argmin(s2))
+    G_bad = G.copy()
+    G_bad[0, j] += 1e-6 * np.linalg.norm(p_star) / v[0]
+    gap = minimum_gap(s2, c, v, G_bad)
+    assert abs(gap - 1e-6) < 1e-8
+    r_bad = s2 * (G_bad.T @ v) - c
+    assert np.linalg.norm(r_bad) < 1e-3 * gap * np.linalg.norm(c)     # the residual hides it
+    tail = linear_tail(s2, c, v, G_bad, np.array([np.inf]), eig_rtol=1e-8)[2]
+    bad = certify(s2, c, v[None], G_bad[None], tr.v0, G0, 1.0, rtol=1e-10, steady_rtol=1e-9,
+                  saddle_rtol=1e-6, tail=tail._replace(second_order=0.0, null_residual=0.0), steady_scale=1.0)
+    assert "limit_gap" in bad["failed"] and not bad["passed"]
+
+
 def test_certificate_numbers_are_recorded_and_cheap():
     p = tl.make_problem(4, 20, 3, 8, 12, 0.05, head_init="gaussian", head_scale=0.5)
     tr = tl.simulate(p, "ft", [0.0, 1.0, 10.0, np.inf])
     c = tr.certificate
-    for key in ("loss_increase", "i2_drift", "tail_second_order", "tail_null_residual", "lambda_min_rel"):
+    for key in ("loss_increase", "i2_drift", "tail_second_order", "tail_null_residual", "limit_gap",
+                "lambda_min_rel"):
         assert c[key] is not None and c[key] <= c[key + "_tol"], (key, c)
     assert c["seconds"] < 0.5
     # The loss check can fail: a fabricated rising loss is caught.

@@ -2,8 +2,8 @@
 
 One jitted function per (solver, max_steps, batching); it is traced once per shape
 (k, m, padded number of save times, chunk size). Tolerances, the steady rule, the time
-before which the steady stop is not allowed (``t_hold``, used to escape saddles) and the
-final time are traced values: a new rtol, atol, steady_rtol or t_inf_max never compiles.
+before which the steady stop is not allowed (``t_hold``, used to escape saddles and to
+outlast slow modes) and the final time (per job) are traced values: a new rtol, atol, steady_rtol or t_inf_max never compiles.
 Batches run either as single solves over a thread pool ("map": XLA releases the GIL, so
 every CPU core works) or as fixed-size vmapped chunks ("vmap": the GPU's lanes), padded
 by repeating a problem so that no batch size compiles anew.
@@ -40,6 +40,7 @@ class Job(NamedTuple):
     rtol: float
     atol: float
     solver: str
+    t1: float              # final time of this integration (its own: slow modes extend it)
 
 
 class Raw(NamedTuple):
@@ -115,7 +116,7 @@ def _build(solver_name: str, max_steps: int, batched: bool):
                     sol.result._value, stats)
 
         if batched:
-            fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, None, 0, 0, 0, 0))
+            fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, 0, 0, 0, 0, 0))
         else:
             fn = solve_one
         fn = jax.jit(fn)
@@ -130,19 +131,19 @@ def _to_raw(out, pos=None) -> Raw:
                np.asarray(G_e, np.float64), float(te), int(code), np.asarray(stats, np.int64))
 
 
-def _run_single(job: Job, ts_pad, t1, max_steps) -> Raw:
+def _run_single(job: Job, ts_pad, max_steps) -> Raw:
     import jax
     import jax.numpy as jnp
     fn = _build(job.solver, max_steps, False)
     with jax.enable_x64(True):
         f = lambda a: jnp.asarray(a, dtype=jnp.float64)
-        out = fn(f(job.s2), f(job.c), f(job.v0), f(job.G0), f(ts_pad), f(t1), f(job.steady_rtol),
+        out = fn(f(job.s2), f(job.c), f(job.v0), f(job.G0), f(ts_pad), f(job.t1), f(job.steady_rtol),
                  f(job.t_hold), f(job.rtol), f(job.atol))
         out = jax.device_get(out)
     return _to_raw(out)
 
 
-def _run_chunk(jobs: list[Job], ts_pad, t1, max_steps, chunk: int) -> list[Raw]:
+def _run_chunk(jobs: list[Job], ts_pad, max_steps, chunk: int) -> list[Raw]:
     import jax
     import jax.numpy as jnp
     fn = _build(jobs[0].solver, max_steps, True)
@@ -150,7 +151,7 @@ def _run_chunk(jobs: list[Job], ts_pad, t1, max_steps, chunk: int) -> list[Raw]:
     with jax.enable_x64(True):
         f = lambda a: jnp.asarray(np.stack(a) if isinstance(a, list) else a, dtype=jnp.float64)
         cols = list(zip(*padded))
-        out = fn(f(list(cols[0])), f(list(cols[1])), f(list(cols[2])), f(list(cols[3])), f(ts_pad), f(t1),
+        out = fn(f(list(cols[0])), f(list(cols[1])), f(list(cols[2])), f(list(cols[3])), f(ts_pad), f(np.array(cols[9])),
                  f(np.array(cols[4])), f(np.array(cols[5])), f(np.array(cols[6])), f(np.array(cols[7])))
         out = jax.device_get(out)
     return [_to_raw(out, i) for i in range(len(jobs))]
@@ -160,7 +161,7 @@ def workers_for(workers: int | None) -> int:
     return max(1, int(workers) if workers else (os.cpu_count() or 1))
 
 
-def integrate(jobs: list[Job], ts_pad: np.ndarray, t1: float, *, max_steps: int, batching: str,
+def integrate(jobs: list[Job], ts_pad: np.ndarray, *, max_steps: int, batching: str,
               chunk: int, workers: int | None, pool: ThreadPoolExecutor | None = None) -> list[Raw]:
     """Integrate every job; returns one :class:`Raw` per job (in order)."""
     enable_persistent_cache()
@@ -172,7 +173,7 @@ def integrate(jobs: list[Job], ts_pad: np.ndarray, t1: float, *, max_steps: int,
         for i, j in enumerate(jobs):
             groups.setdefault(j.solver, []).append(i)
         tasks = [idx[a:a + chunk] for idx in groups.values() for a in range(0, len(idx), chunk)]
-        run = lambda idx: _run_chunk([jobs[i] for i in idx], ts_pad, t1, max_steps, chunk)
+        run = lambda idx: _run_chunk([jobs[i] for i in idx], ts_pad, max_steps, chunk)
         if pool is not None and len(tasks) > 1:
             results = [run(tasks[0])] + list(pool.map(run, tasks[1:]))
         else:
@@ -181,7 +182,7 @@ def integrate(jobs: list[Job], ts_pad: np.ndarray, t1: float, *, max_steps: int,
             for i, r in zip(idx, res):
                 out[i] = r
         return out
-    run = lambda j: _run_single(j, ts_pad, t1, max_steps)
+    run = lambda j: _run_single(j, ts_pad, max_steps)
     if pool is not None and len(jobs) > 1:
         # The first solve alone (it may trace and compile), then the rest in parallel.
         first = run(jobs[0])

@@ -14,6 +14,10 @@ numbers, already known):
 * ``tail_null_residual``: the part of f at the stop on the clamped null space of H (the
   tail does not move it) over the size of f's terms. Tolerance ``steady_rtol`` (the rule
   the stop met bounds the whole of f by that).
+* ``limit_gap``: how far the tail's t = inf state is from the minimum manifold,
+  ||G^T v - c / s2|| / ||c / s2|| (:func:`twolayer.tail.minimum_gap`; every minimum
+  interpolates the ID data on S). A slow mode the tail clamped shows here and nowhere
+  else. Tolerance ``max(100 rtol, 1e3 eps_mach)``.
 * ``lambda_min_rel``: most negative curvature at the stop over lambda_max, and ``saddle``:
   whether it is negative curvature beyond noise (beyond ``saddle_rtol`` while the residual
   is not small, see :func:`twolayer.flow._is_saddle`); a stop or hold is a steady state
@@ -27,9 +31,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["certify"]
+__all__ = ["certify", "limit_gap_tol"]
 
 EPS = float(np.finfo(np.float64).eps)
+
+
+def limit_gap_tol(rtol: float) -> float:
+    """Tolerance of ``limit_gap`` (the flow integrates on past slow modes above it)."""
+    return max(100.0 * rtol, 1e3 * EPS)
 
 
 def certify(s2, c, v, G, v0, G0, i2_norm0: float, *, rtol: float, steady_rtol: float,
@@ -52,14 +61,17 @@ def certify(s2, c, v, G, v0, G0, i2_norm0: float, *, rtol: float, steady_rtol: f
         i2_drift=i2, i2_drift_tol=max(1e3 * rtol, 1e3 * EPS),
         tail_second_order=None, tail_second_order_tol=max(100.0 * rtol, 1e3 * EPS),
         tail_null_residual=None, tail_null_residual_tol=steady_rtol,
+        limit_gap=None, limit_gap_tol=limit_gap_tol(rtol),
         lambda_min_rel=None, lambda_min_rel_tol=saddle_rtol, saddle=bool(saddle),
     )
     if tail is not None:
         cert["tail_second_order"] = tail.second_order / max(size, 1e-300)
         cert["tail_null_residual"] = tail.null_residual / max(steady_scale or 0.0, 1e-300)
+        cert["limit_gap"] = tail.limit_gap
     if curvature is not None:
         cert["lambda_min_rel"] = -min(curvature.lambda_min, 0.0) / max(curvature.lambda_max, 1e-300)
-    failed = [name for name in ("loss_increase", "i2_drift", "tail_second_order", "tail_null_residual")
+    failed = [name for name in ("loss_increase", "i2_drift", "tail_second_order", "tail_null_residual",
+                                 "limit_gap")
               if cert[name] is not None and not (cert[name] <= cert[name + "_tol"])]
     if saddle:
         failed.append("saddle")

@@ -62,12 +62,12 @@ import numpy as np
 from . import _solve
 from ._field import steady_measure
 from ._jaxcache import cache_dir, compile_count
-from .certificate import certify
+from .certificate import certify, limit_gap_tol
 from .errors import (SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError,
                      TwoLayerInputError)
 from .methods import METHODS, Method, get_method
 from .problem import Problem
-from .tail import Curvature, curvature, linear_tail, reduced_hessian
+from .tail import Curvature, curvature, linear_tail, reduced_hessian, slow_rate
 from .trajectory import FlowResult, Trajectory
 
 __all__ = ["FlowConfig", "FlowResult", "simulate", "simulate_batch", "compile_count", "cache_dir",
@@ -239,6 +239,9 @@ class _Case:
     fallback: bool = False
     t0: bool = False
     t_hold: float = 0.0
+    t1: float = 0.0                   # final time of its integrations (slow modes extend it)
+    slow_tries: int = 0
+    slow: float | None = None         # the slow rate integrated past, if any
     notes: list = dc_field(default_factory=list)
     steps_total: int = 0
     out: tuple | None = None          # (v_out, G_out, result, stats, certificate)
@@ -283,7 +286,7 @@ def _atol(case, config: FlowConfig) -> float:
     return max(float(config.atol) * min(delta, 1.0), floor, 1e-300)
 
 
-def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict):
+def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict, want_inf: bool = True, where: str = ""):
     """The start: nothing to do (t1 = 0), an exact saddle (held), a steady minimum-like start
     (continued in closed form from t = 0, like a stop), or the first integration job."""
     if t1 <= 0.0:
@@ -294,6 +297,8 @@ def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict):
         eig = _eig_at(case, case.v0, case.G0)
         curv = curvature(case.s2, case.c, case.v0, case.G0, eig)
         if not _is_saddle(curv, config, case, case.v0, case.G0):
+            if _past_slow_modes(case, 0.0, case.v0, case.G0, eig, config, want_inf, where):
+                return
             # Steady at t = 0 and no negative curvature: the closed-form tail from t = 0
             # (exactly the start where f vanishes); certified like any stop.
             case.t0 = True
@@ -315,7 +320,54 @@ def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict):
 
 def _job(case: _Case, config: FlowConfig, solver: str, steady_rtol: float) -> _solve.Job:
     return _solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
-                      float(config.rtol), _atol(case, config), solver)
+                      float(config.rtol), _atol(case, config), solver, float(case.t1))
+
+
+# How far a slow mode may push the integration (beyond: raise, the limit is out of reach).
+T_SLOW_MAX = 1e16
+
+
+def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, want_inf: bool,
+                     where: str) -> bool:
+    """A stop is a steady state only if the tail's limit is a minimum (issue 7 §2).
+
+    The tail clamps modes slower than ``tail_eig_rtol * lambda_max`` (:mod:`twolayer.tail`);
+    with an ill-conditioned X a genuine direction of S can relax that slowly, and y(inf)
+    is then not a minimum. If its :func:`~twolayer.tail.minimum_gap` exceeds
+    :func:`~twolayer.certificate.limit_gap_tol`, no steady stop is allowed before
+    t_e + 2 log(10 gap / tol) / lambda_slow (:func:`~twolayer.tail.slow_rate`), and the
+    flow is integrated on with the stiff ``fallback_solver`` (the fast modes have decayed;
+    an explicit solver would need ~lambda_max / lambda_slow steps). Returns True when such
+    a job was set; raises when it cannot be (no fallback solver, no positive slow rate,
+    out of reach, or still unconverged after 3 extensions)."""
+    _, _, tail = linear_tail(case.s2, case.c, v, G, np.array([np.inf]), config.tail_eig_rtol, eig)
+    tol = limit_gap_tol(config.rtol)
+    if tail.limit_gap <= tol:
+        return False
+    lam = slow_rate(case.s2, v, G)
+    cert = dict(limit_gap=tail.limit_gap, limit_gap_tol=tol, slow_rate=None, failed=["limit_gap"], passed=False)
+    what = (f"the steady stop at t={t_e:.6g}{where} leaves a slow mode (rate {lam:.3g}, below the tail's "
+            f"clamp) unconverged: the limit is {tail.limit_gap:.3g} away from the minimum manifold "
+            f"(tolerance {tol:.1e})")
+    if config.fallback_solver is None:
+        raise SolverCertificateError(what + "; set fallback_solver (e.g. 'kvaerno5') to integrate past it", cert)
+    if not lam > 0 or case.slow_tries >= 3:
+        raise SolverCertificateError(what + f" after {case.slow_tries} extensions; raise rtol or condition X", cert)
+    t_need = t_e + 2.0 * math.log(10.0 * tail.limit_gap / tol) / lam
+    if t_need > T_SLOW_MAX:
+        raise SolverFailedError(what + f"; it needs t ~ {t_need:.3g} > {T_SLOW_MAX:.0e}: out of reach, "
+                                "so no limit is returned (condition X or ask for finite times)")
+    case.slow_tries += 1
+    case.slow = lam
+    case.attempt = 0
+    case.t0 = False
+    case.t_hold = max(case.t_hold, t_need)
+    if want_inf:
+        case.t1 = max(case.t1, 2.0 * t_need)
+    case.notes.append(what + f": integrated on with {config.fallback_solver}, no steady stop before "
+                             f"t={case.t_hold:.4g}")
+    case.job = _job(case, config, config.fallback_solver, config.steady_rtol)
+    return True
 
 
 def _step_limit_error(config, raw, t1, want_inf, where, job):
@@ -338,6 +390,7 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
     """The retry policy after one integration. Sets ``case.job`` (integrate again) or
     ``case.out`` (done), or raises."""
     job = case.job
+    t1 = job.t1
     case.steps_total += int(raw.stats[0])
     if raw.code == codes["max_steps"]:
         if case.attempt + 1 < len(config.retry_schedule):
@@ -369,6 +422,8 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
             case.notes.append(f"stop at a saddle at t={raw.t_end:.4g} rejected (lambda_min={curv.lambda_min:.3g});"
                               f" no steady stop before t={case.t_hold:.4g}")
             case.job = job._replace(t_hold=case.t_hold)
+            return
+        if _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where):
             return
     case.out = ("raw", raw, steady, eig, curv)
     case.job = None
@@ -423,6 +478,8 @@ def _finish(case: _Case, ts, config, wall, batched, where):
     if steady:
         if case.t0:
             result = FlowResult.STATIONARY_T0
+        elif case.slow is not None:
+            result = FlowResult.STEADY_SLOW
         elif case.fallback:
             result = FlowResult.STEADY_STIFF
         elif job.steady_rtol != config.steady_rtol:
@@ -443,7 +500,8 @@ def _finish(case: _Case, ts, config, wall, batched, where):
     stats = dict(solver=job.solver, rtol=config.rtol, atol=config.atol, atol_effective=job.atol,
                  steady_rtol=job.steady_rtol, num_steps=int(raw.stats[0]), num_accepted_steps=int(raw.stats[1]),
                  num_rejected_steps=int(raw.stats[2]), num_steps_total=case.steps_total,
-                 t_steady=raw.t_end if steady else None, t_hold=case.t_hold or None, wall_time_s=wall,
+                 t_steady=raw.t_end if steady else None, t_hold=case.t_hold or None, t1=job.t1,
+                 slow_rate=case.slow, wall_time_s=wall,
                  batched=batched, tail="linearised closed form" if tail is not None else None,
                  tail_correction_norm=tail.correction_norm if tail is not None else None,
                  tail_null_residual=tail.null_residual if tail is not None else None,
@@ -506,7 +564,8 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
         done[i] = res
 
     def prepare(i):
-        _prepare(cases[i], t1, config, codes)
+        cases[i].t1 = t1
+        _prepare(cases[i], t1, config, codes, want_inf, where(i))
         if cases[i].out is not None and cases[i].out[0] == "raw":
             finalize(i)
 
@@ -515,7 +574,7 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
         pending = [i for i, cs in enumerate(cases) if cs.job is not None and cs.error is None]
         if not pending:
             break
-        raws = _solve.integrate([cases[i].job for i in pending], ts_pad, t1, max_steps=int(config.max_steps),
+        raws = _solve.integrate([cases[i].job for i in pending], ts_pad, max_steps=int(config.max_steps),
                                 batching=batching, chunk=int(config.chunk), workers=config.workers, pool=pool)
         raw_of = dict(zip(pending, raws))
 

@@ -15,6 +15,12 @@ displacement ||H^+ f_e||; :func:`linear_tail` measures it from the exact remaind
 f(y_e + z) - f_e + H z at z = H^+ f_e (``TailInfo.second_order``), which the certificate
 (:mod:`twolayer.certificate`) checks against rtol.
 
+The clamp hides slow modes: with an ill-conditioned X a direction of S can relax at a
+rate 1e-10 of the fastest, below the clamp, so the tail leaves it where the stop found it
+and y(inf) is not a minimum. :func:`minimum_gap` measures exactly that at y(inf) (every
+minimum has p = G^T v = c / s2), :func:`slow_rate` the time it still needs; the flow then
+integrates on past it (:mod:`twolayer.flow`) instead of returning y(inf).
+
 A stop is a steady state only at a minimum: there the residual r vanishes and H is PSD.
 Every stationary point with r != 0 has v = 0 and is a strict saddle (negative curvature
 of size ~ ||r||^2 / ||G s2 G^T||, or ~ ||r|| when that is small); :func:`curvature`
@@ -31,7 +37,7 @@ import numpy as np
 from ._field import field, second_order_remainder
 from ._spectral import null_cut, spectral_flow
 
-__all__ = ["TailInfo", "Curvature", "reduced_hessian", "curvature", "linear_tail"]
+__all__ = ["TailInfo", "Curvature", "reduced_hessian", "curvature", "linear_tail", "minimum_gap", "slow_rate"]
 
 
 class TailInfo(NamedTuple):
@@ -42,6 +48,7 @@ class TailInfo(NamedTuple):
     second_order: float = 0.0   # ||H^+ (f(y_inf) - linear model)||: the tail's own error estimate
     lambda_min: float = 0.0     # most negative eigenvalue of H at the stop (0 if PSD)
     lambda_max: float = 0.0
+    limit_gap: float = 0.0      # minimum_gap at the tail's t = inf state (0 at a minimum)
 
 
 class Curvature(NamedTuple):
@@ -56,6 +63,34 @@ def _field_np(s2, c, v, G):
 
 
 _field = _field_np   # (fv, fG, r) in NumPy; kept under its old name
+
+
+def minimum_gap(s2, c, v, G) -> float:
+    """How far the outputs p = G^T v are from the minimum manifold, relative to its size.
+
+    The reduced loss L = ||diag(s) p - U_m^T y||^2 depends on (v, G) only through
+    p = G^T v, which ranges over all of R^m for k >= 1; so every minimum interpolates
+    (L = 0) and has p = p* = c / s2 exactly (THEORY.md §1: FT fits the ID data on S).
+    The gap ||p - p*|| / ||p*|| is measured without the weights s that the residual
+    r = s2 (p - p*) carries, so a slow direction (small s) is not hidden by them: a
+    state whose slow modes have not converged has a small residual and a large gap.
+    """
+    p_star = c / s2
+    p = G.T @ v
+    size = max(float(np.linalg.norm(p_star)), float(np.linalg.norm(p)), 1e-300)
+    return float(np.linalg.norm(p - p_star)) / size
+
+
+def slow_rate(s2, v, G) -> float:
+    """The slowest rate at which the outputs p = G^T v relax near (v, G).
+
+    dp/dt = -2 (||v||^2 I + G^T G) r with r = s2 (p - p*), so p - p* relaxes with the
+    matrix 2 M S^2 (M = ||v||^2 I + G^T G, S = diag(s)), whose eigenvalues are those of the
+    symmetric 2 S M S; the smallest one is returned (the rate of the slowest mode).
+    """
+    s = np.sqrt(s2)
+    M = float(v @ v) * np.eye(s.size) + G.T @ G
+    return float(np.linalg.eigvalsh(2.0 * (s[:, None] * M * s[None, :]))[0])
 
 
 def reduced_hessian(s2, c, v, G) -> np.ndarray:
@@ -110,6 +145,8 @@ def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8, eig=None):
     keep = lam > cut
     rho = E[:, keep].T @ np.concatenate([rv, rG.ravel()])
     second = float(np.linalg.norm(rho / lam[keep])) if keep.any() else 0.0
+    y_inf = np.concatenate([v_e, G_e.ravel()]) + z_inf[0]
+    gap = minimum_gap(s2, c, y_inf[:k], y_inf[k:].reshape(k, m))
     tail = TailInfo(info["correction_norm"], info["null_residual"], info["rank"], info["lambda_min_kept"],
-                    second, float(min(lam[0], 0.0)), float(max(lam[-1], 0.0)))
+                    second, float(min(lam[0], 0.0)), float(max(lam[-1], 0.0)), gap)
     return y[:, :k], y[:, k:].reshape(-1, k, m), tail

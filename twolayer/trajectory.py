@@ -26,6 +26,8 @@ class FlowResult(enum.Enum):
                       "steady_rtol relaxed to {steady_rtol:.0e} after the step limit")
     STEADY_STIFF = ("success: steady from t={t_steady:.6g} (closed-form tail); "
                     "integrated further with {solver} after the certificate failed")
+    STEADY_SLOW = ("success: steady from t={t_steady:.6g} (closed-form tail); integrated on with "
+                   "{solver} past a slow mode (rate {slow_rate:.1e}) that an earlier stop left unconverged")
     STATIONARY_T0 = ("success: stationary at t=0 (steady start with no negative curvature: "
                      "continued by the closed-form tail from t=0, exact where f vanishes)")
     SADDLE_HELD = ("success: stationary at t=0 on an exact saddle (state held; the unstable "
@@ -33,7 +35,8 @@ class FlowResult(enum.Enum):
 
     @property
     def is_steady(self) -> bool:
-        return self in (FlowResult.STEADY_TAIL, FlowResult.STEADY_RELAXED, FlowResult.STEADY_STIFF)
+        return self in (FlowResult.STEADY_TAIL, FlowResult.STEADY_RELAXED, FlowResult.STEADY_STIFF,
+                        FlowResult.STEADY_SLOW)
 
     @property
     def is_held(self) -> bool:
