@@ -209,6 +209,12 @@ def main(argv=None) -> int:
             sys.path.insert(0, str((d / "site").resolve()))
         os.environ["TWOLAYER_DATA"] = str(d.resolve())  # the bridge resolves bundles the same way
     over_all = a.set or {}
+    for ds, val in over_all.items():
+        if ds not in PHASES["all"]:
+            p.error(f"--set: unknown dataset {ds!r}; the keys are datasets of the run: {sorted(PHASES['all'])}")
+        if not isinstance(val, dict):
+            p.error(f"--set: the overrides of {ds!r} must be a JSON object, got {json.dumps(val)}; "
+                    "e.g. '{\"pacs\": {\"ft\": {\"epochs\": 10}}}'")
     device = a.device or ("cpu" if scale == "tiny" else "cuda")
     # twolayer imports JAX; keep it from preallocating most of the GPU's memory before torch runs
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

@@ -261,6 +261,11 @@ def test_cli_errors_and_help(tmp_path, capsys):
         assert text.startswith(f"usage: {prog}"), text[:80]
         assert "issue" not in text.lower()
     assert _cli_exit(gpu_main, ["--prepare"]) == 2  # needs --data-dir
+    # --set takes {dataset: {overrides}}: a bare value or an unknown dataset exits 2 and says so
+    assert _cli_exit(gpu_main, ["--tiny", "--set", '{"pacs": 1}']) == 2
+    assert "must be a JSON object" in capsys.readouterr().err
+    assert _cli_exit(gpu_main, ["--tiny", "--set", '{"imagenet": {}}']) == 2
+    assert "unknown dataset 'imagenet'" in capsys.readouterr().err
     assert _cli_exit(gpu_main, ["--data-dir", str(tmp_path / "nonexistent")]) == 2
 
 
