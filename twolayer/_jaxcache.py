@@ -12,6 +12,12 @@ solver from disk instead of compiling it again (about 5-10 s per shape). The fol
 
 If the user already set ``jax_compilation_cache_dir`` themselves, it is left as it is.
 float64 is enabled only inside the solver calls (``jax.enable_x64``, thread-local).
+
+The XLA cache alone leaves diffrax's tracing and lowering (about 5 s) to every new process;
+the same folder therefore also holds the exported solvers (``<folder>/export``,
+:mod:`twolayer._export`, ``jax.export``), which a new process loads without tracing.
+:func:`compile_count` counts traces in this process (an export traces, a load from disk does
+not); :func:`load_count` counts exported solvers loaded from disk.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ import os
 import threading
 from pathlib import Path
 
-__all__ = ["cache_dir", "enable_persistent_cache", "compile_count", "count_compile"]
+__all__ = ["cache_dir", "enable_persistent_cache", "compile_count", "count_compile", "load_count", "count_load"]
 
 _LOCK = threading.Lock()
-_STATE = {"enabled": None, "compiles": 0}
+_STATE = {"enabled": None, "compiles": 0, "loads": 0}
 ENV = "TWOLAYER_JAX_CACHE"
 
 
@@ -87,5 +93,17 @@ def count_compile() -> None:
 
 def compile_count() -> int:
     """How many times this process has traced (and compiled, or loaded from the persistent
-    cache) a solver function. A benchmark asserts it does not grow across calls."""
+    cache) a solver function. A benchmark asserts it does not grow across calls. Loading an
+    exported solver from disk (:mod:`twolayer._export`) traces nothing and does not count."""
     return _STATE["compiles"]
+
+
+def count_load() -> None:
+    """Called when an exported solver is loaded from disk instead of traced."""
+    with _LOCK:
+        _STATE["loads"] += 1
+
+
+def load_count() -> int:
+    """How many exported solvers this process has loaded from disk (no tracing)."""
+    return _STATE["loads"]

@@ -7,6 +7,10 @@ outlast slow modes) and the final time (per job) are traced values: a new rtol, 
 Batches run either as single solves over a thread pool ("map": XLA releases the GIL, so
 every CPU core works) or as fixed-size vmapped chunks ("vmap": the GPU's lanes), padded
 by repeating a problem so that no batch size compiles anew.
+
+With the cache folder enabled (:mod:`twolayer._jaxcache`), the solve of each shape is
+exported to disk (:mod:`twolayer._export`) and a new process loads it instead of tracing
+diffrax; with ``TWOLAYER_JAX_CACHE=off`` (or where export fails) the jitted function is traced.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._field import field, steady_measure
+from ._export import check_times, exported_solver, stored_codes
 from ._jaxcache import count_compile, enable_persistent_cache
 
 __all__ = ["SOLVERS", "Job", "Raw", "integrate", "pad_times", "default_batching"]
@@ -68,6 +73,12 @@ def default_batching() -> str:
 
 
 def result_codes():
+    """diffrax's result codes {"ok", "event", "max_steps"} (from the export cache when it has
+    them for this diffrax version, so that a warm process need not import diffrax)."""
+    return stored_codes(_diffrax_codes)
+
+
+def _diffrax_codes() -> dict:
     import diffrax
     R = diffrax.RESULTS
     return {"ok": int(R.successful._value), "event": int(R.event_occurred._value),
@@ -131,10 +142,27 @@ def _to_raw(out, pos=None) -> Raw:
                np.asarray(G_e, np.float64), float(te), int(code), np.asarray(stats, np.int64))
 
 
+def _solver_fn(solver: str, max_steps: int, batched: bool, k: int, m: int, ts_pad, chunk: int, t1s):
+    """The exported solver for these shapes when the export cache serves it, else the traced
+    one. The exported solver cannot raise on bad save times (:mod:`twolayer._export`): they
+    are checked here on the host first, as diffrax checks them in the traced solver."""
+    import jax
+    traced = lambda: _build(solver, max_steps, batched)     # imports diffrax: only when needed
+    if jax.config.jax_default_device is not None:
+        return traced()            # inside jax.default_device(...): the traced solver follows it
+    key = (solver, int(max_steps), bool(batched), int(k), int(m), len(ts_pad), int(chunk))
+    exported = exported_solver(key, traced)
+    if exported is None:
+        return traced()
+    check_times(ts_pad, t1s)
+    return exported
+
+
 def _run_single(job: Job, ts_pad, max_steps) -> Raw:
     import jax
     import jax.numpy as jnp
-    fn = _build(job.solver, max_steps, False)
+    k, m = np.shape(job.G0)
+    fn = _solver_fn(job.solver, max_steps, False, k, m, ts_pad, 0, [job.t1])
     with jax.enable_x64(True):
         f = lambda a: jnp.asarray(a, dtype=jnp.float64)
         out = fn(f(job.s2), f(job.c), f(job.v0), f(job.G0), f(ts_pad), f(job.t1), f(job.steady_rtol),
@@ -146,7 +174,8 @@ def _run_single(job: Job, ts_pad, max_steps) -> Raw:
 def _run_chunk(jobs: list[Job], ts_pad, max_steps, chunk: int) -> list[Raw]:
     import jax
     import jax.numpy as jnp
-    fn = _build(jobs[0].solver, max_steps, True)
+    k, m = np.shape(jobs[0].G0)
+    fn = _solver_fn(jobs[0].solver, max_steps, True, k, m, ts_pad, chunk, [j.t1 for j in jobs])
     padded = list(jobs) + [jobs[-1]] * (chunk - len(jobs))
     with jax.enable_x64(True):
         f = lambda a: jnp.asarray(np.stack(a) if isinstance(a, list) else a, dtype=jnp.float64)
