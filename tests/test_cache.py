@@ -127,3 +127,178 @@ def test_atomic_write_gives_normal_file_permissions(tmp_path):
         os.umask(old)
     mode = (tmp_path / "r.json").stat().st_mode & 0o777
     assert mode == plain.stat().st_mode & 0o777 == 0o644
+
+
+# ----------------------------------------------------------------------------- exported solvers
+# (issue 10 §1: a new process starts warm: the solver is exported with jax.export beside the
+# XLA cache and loaded in a later process without tracing diffrax; twolayer/_export.py)
+import importlib.util  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+needs_export = pytest.mark.skipif(importlib.util.find_spec("flatbuffers") is None,
+                                  reason="jax.export serialization needs the 'flatbuffers' package")
+
+_EXPORT_CHILD = """
+import json, sys
+import numpy as np
+import twolayer as tl
+from twolayer import _export, _jaxcache
+p = tl.make_problem(3, d=12, k=2, m=4, n=6, eps=0.1, shift="large", head_init="gaussian")
+tr = tl.simulate(p, "ft", np.linspace(0.0, 5.0, 6))
+print(json.dumps(dict(compiles=tl.compile_count(), loads=_jaxcache.load_count(), errors=_export.last_errors(),
+                      B=tr.B.tolist(), v=tr.v.tolist(), result=str(tr.result))))
+"""
+
+
+def _small():
+    import twolayer as tl
+    return tl.make_problem(3, d=12, k=2, m=4, n=6, eps=0.1, shift="large", head_init="gaussian")
+
+
+def _ft(problem, **opts):
+    import twolayer as tl
+    return tl.simulate(problem, "ft", np.linspace(0.0, 5.0, 6), **opts)
+
+
+def _export_files(folder: Path) -> list:
+    return sorted((folder / "export").glob("*.jaxexport"))
+
+
+@needs_export
+def test_exported_solver_gives_the_traced_solvers_numbers_bitwise(tmp_path, monkeypatch):
+    """The exported solve (error checks traced as NaN, save times checked on the host) is
+    the traced diffrax solve: the same float64 numbers, bit for bit."""
+    import twolayer as tl
+    from twolayer import _export, _jaxcache
+    p = _small()
+    monkeypatch.setenv("TWOLAYER_JAX_CACHE", "off")
+    traced = _ft(p)
+    assert not (tmp_path / "export").exists()
+    monkeypatch.setenv("TWOLAYER_JAX_CACHE", str(tmp_path))
+    _ft(p)                                        # exports (or reuses this process's export) and writes
+    (path,) = _export_files(tmp_path)
+    assert path.read_bytes().startswith(_export.MAGIC)
+    _export.clear_memory()                        # now the solver must come from the file
+    n0, loads = tl.compile_count(), _jaxcache.load_count()
+    loaded = _ft(p)
+    assert tl.compile_count() == n0 and _jaxcache.load_count() == loads + 1
+    np.testing.assert_array_equal(loaded.B, traced.B)
+    np.testing.assert_array_equal(loaded.v, traced.v)
+    assert loaded.result is traced.result and loaded.stats["num_steps"] == traced.stats["num_steps"]
+
+
+@needs_export
+def test_new_process_with_populated_cache_does_not_trace(tmp_path, monkeypatch):
+    """A fresh process whose cache folder holds the exported solver loads it: no trace
+    (compile_count() == 0 after its first simulate), one load, the same numbers."""
+    monkeypatch.setenv("TWOLAYER_JAX_CACHE", str(tmp_path))
+    here = _ft(_small())                          # populates tmp_path/export from this process
+    assert _export_files(tmp_path)
+    env = {**os.environ, "TWOLAYER_JAX_CACHE": str(tmp_path), "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", _EXPORT_CHILD], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    assert child["compiles"] == 0 and child["loads"] >= 1, child
+    assert child["errors"] == []
+    np.testing.assert_array_equal(np.array(child["B"]), here.B)
+    np.testing.assert_array_equal(np.array(child["v"]), here.v)
+    assert child["result"] == str(here.result)
+
+
+@needs_export
+def test_corrupt_export_file_falls_back_to_tracing_with_the_same_numbers(tmp_path, monkeypatch):
+    """A damaged file is ignored: the solver is traced again (compile_count grows), the
+    numbers are the same, and the file is rewritten whole (a later load uses it)."""
+    import twolayer as tl
+    from twolayer import _export, _jaxcache
+    monkeypatch.setenv("TWOLAYER_JAX_CACHE", str(tmp_path))
+    p = _small()
+    good = _ft(p)
+    (path,) = _export_files(tmp_path)
+    path.write_bytes(b"\x00not an export\xff" * 50)
+    _export.clear_memory()
+    n0 = tl.compile_count()
+    again = _ft(p)
+    assert tl.compile_count() == n0 + 1                      # traced again, not loaded
+    assert _export.last_errors()[-1][0][0] == "dopri8"
+    np.testing.assert_array_equal(again.B, good.B)
+    assert path.read_bytes().startswith(_export.MAGIC)
+    assert [q.name for q in path.parent.iterdir() if q.name.endswith(".tmp")] == []
+    _export.clear_memory()
+    loads = _jaxcache.load_count()
+    assert np.array_equal(_ft(p).B, good.B) and _jaxcache.load_count() == loads + 1
+
+
+def _toy_jit():
+    import jax
+    import jax.numpy as jnp
+
+    def f(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol):
+        return (v0 + ts.sum(), G0 * t1, v0, G0 + s2.sum(), t1 + atol, jnp.int32(0), jnp.zeros(3, jnp.int32))
+    return jax.jit(f)
+
+
+def _toy_export(key, platforms=None):
+    """A tiny function with the solver's signature, exported (milliseconds: no diffrax)."""
+    import jax
+    from jax import export
+
+    from twolayer import _export
+    with jax.enable_x64(True):
+        return export.export(_toy_jit(), platforms=platforms)(*_export._avals(key))
+
+
+@needs_export
+@pytest.mark.parametrize("damage", ["truncated", "foreign_header", "other_platform", "unreadable"])
+def test_incompatible_export_file_is_ignored_and_rewritten(tmp_path, monkeypatch, damage):
+    """Truncated, written by another jax/backend/source, exported for another platform, or
+    unreadable: ignored, exported again (make_traced is called) and rewritten atomically."""
+    from twolayer import _export
+    monkeypatch.setenv("TWOLAYER_JAX_CACHE", str(tmp_path))
+    key = ("toy-" + damage, 1, False, 2, 3, 8, 0)
+    _export.clear_memory()
+    built = []
+    make = lambda: built.append(1) or _toy_jit()
+    assert _export.exported_solver(key, make) is not None and built == [1]
+    path = _export.export_path(key)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "foreign_header":     # same name, but another jax version / backend wrote it
+        head = json.dumps({"versions": {"jax": "0.0.0"}, "backend": "tpu"}).encode()
+        path.write_bytes(_export.MAGIC + len(head).to_bytes(8, "little") + head + data[-500:])
+    elif damage == "other_platform":     # a valid export, for a TPU
+        _export._write(path, key, _toy_export(key, platforms=["tpu"]))
+    else:
+        path.unlink()
+        path.mkdir()                     # a folder where the file should be: unreadable
+    _export.clear_memory()
+    fn = _export.exported_solver(key, make)
+    assert built == [1, 1] and fn is not None                # exported again
+    assert _export.last_errors()[-1][0] == key
+    expected = {"truncated": "", "foreign_header": "another key, version", "other_platform": "exported for",
+                "unreadable": "IsADirectoryError"}[damage]
+    assert expected in _export.last_errors()[-1][1]
+    if damage == "unreadable":
+        assert path.is_dir()                                 # could not be replaced: still runs
+    else:
+        _export.clear_memory()
+        assert _export.exported_solver(key, lambda: pytest.fail("should load")) is not None
+    _export.clear_memory()
+
+
+def test_cache_off_disables_the_export_and_bad_times_still_raise(monkeypatch):
+    from twolayer import _export
+    monkeypatch.setenv("TWOLAYER_JAX_CACHE", "off")
+    assert _export.export_path(("dopri8", 1, False, 2, 4, 8, 0)) is None
+    assert _export.exported_solver(("dopri8", 1, False, 2, 4, 8, 0), lambda: pytest.fail("traced")) is None
+    _export.check_times(np.array([0.0, 1.0, 1.0]), [1.0, 2.0])
+    with pytest.raises(RuntimeError, match="increasing"):
+        _export.check_times(np.array([0.0, 2.0, 1.0]), [3.0])
+    with pytest.raises(RuntimeError, match="between t0 and t1"):
+        _export.check_times(np.array([0.0, 2.0]), [3.0, 1.5])
+    with pytest.raises(RuntimeError, match="between t0 and t1"):
+        _export.check_times(np.array([-1.0, 2.0]), [3.0])

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -215,10 +216,8 @@ def exported_solver(key: tuple, make_traced):
     folder = cache_dir()
     if folder is None or key in _BROKEN:
         return None
-    try:
-        from jax._src.export import serialization  # noqa: F401  (needs the flatbuffers package)
-    except ImportError as exc:
-        _note(key, exc)
+    if importlib.util.find_spec("flatbuffers") is None:    # jax.export's serialization needs it
+        _note(key, ImportError("jax.export serialization needs the 'flatbuffers' package"))
         return None
     path = export_path(key, folder)
     with _LOCK:

@@ -86,53 +86,60 @@ def _diffrax_codes() -> dict:
 
 
 def _build(solver_name: str, max_steps: int, batched: bool):
+    """The jitted solve (vmapped when ``batched``), one per key in this process."""
     key = (solver_name, int(max_steps), batched)
     with _FNS_LOCK:
-        if key in _FNS:
-            return _FNS[key]
-        import diffrax
-        import jax
-        import jax.numpy as jnp
+        if key not in _FNS:
+            import jax
+            _FNS[key] = jax.jit(_make_solve(solver_name, max_steps, batched))
+        return _FNS[key]
 
-        # The state is the displacement (dv, dG) = (v - v_start, G - G0), so that the
-        # tolerances control the change made by fine-tuning itself.
-        def vector_field(t, y, args):
-            s2, c, v_start, G0 = args[:4]
-            fv, fG, _ = field(jnp, s2, c, v_start + y[0], G0 + y[1])
-            return fv, fG
 
-        def steady(t, y, args, **kwargs):
-            s2, c, v_start, G0, steady_rtol, t_hold = args
-            fnorm, scale = steady_measure(jnp, s2, c, v_start + y[0], G0 + y[1])
-            return (t >= t_hold) & (fnorm <= steady_rtol * scale)
+def _make_solve(solver_name: str, max_steps: int, batched: bool):
+    """A new Python function that solves (vmapped when ``batched``), with new closures, so
+    that diffrax's own jit caches never share its traces with another one's (the export
+    traces equinox's error checks differently: :mod:`twolayer._export`)."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
 
-        solver = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5,
-                  "kvaerno5": diffrax.Kvaerno5}[solver_name]()
-        term = diffrax.ODETerm(vector_field)
+    # The state is the displacement (dv, dG) = (v - v_start, G - G0), so that the
+    # tolerances control the change made by fine-tuning itself.
+    def vector_field(t, y, args):
+        s2, c, v_start, G0 = args[:4]
+        fv, fG, _ = field(jnp, s2, c, v_start + y[0], G0 + y[1])
+        return fv, fG
 
-        def solve_one(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol):
-            count_compile()          # runs only while tracing
-            zero = (jnp.zeros_like(v0), jnp.zeros_like(G0))
-            sol = diffrax.diffeqsolve(
-                term, solver, t0=0.0, t1=t1, dt0=None, y0=zero,
-                args=(s2, c, v0, G0, steady_rtol, t_hold),
-                saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
-                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-                max_steps=max_steps, event=diffrax.Event(steady), throw=False,
-            )
-            (dv_ts, dG_ts), (dv_end, dG_end) = sol.ys
-            stats = jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"],
-                               sol.stats["num_rejected_steps"]])
-            return (v0 + dv_ts, G0 + dG_ts, v0 + dv_end[0], G0 + dG_end[0], sol.ts[1][0],
-                    sol.result._value, stats)
+    def steady(t, y, args, **kwargs):
+        s2, c, v_start, G0, steady_rtol, t_hold = args
+        fnorm, scale = steady_measure(jnp, s2, c, v_start + y[0], G0 + y[1])
+        return (t >= t_hold) & (fnorm <= steady_rtol * scale)
 
-        if batched:
-            fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, 0, 0, 0, 0, 0))
-        else:
-            fn = solve_one
-        fn = jax.jit(fn)
-        _FNS[key] = fn
-        return fn
+    solver = {"dopri8": diffrax.Dopri8, "tsit5": diffrax.Tsit5,
+              "kvaerno5": diffrax.Kvaerno5}[solver_name]()
+    term = diffrax.ODETerm(vector_field)
+
+    def solve_one(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol):
+        count_compile()          # runs only while tracing
+        zero = (jnp.zeros_like(v0), jnp.zeros_like(G0))
+        sol = diffrax.diffeqsolve(
+            term, solver, t0=0.0, t1=t1, dt0=None, y0=zero,
+            args=(s2, c, v0, G0, steady_rtol, t_hold),
+            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=max_steps, event=diffrax.Event(steady), throw=False,
+        )
+        (dv_ts, dG_ts), (dv_end, dG_end) = sol.ys
+        stats = jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"],
+                           sol.stats["num_rejected_steps"]])
+        return (v0 + dv_ts, G0 + dG_ts, v0 + dv_end[0], G0 + dG_end[0], sol.ts[1][0],
+                sol.result._value, stats)
+
+    if batched:
+        fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, 0, 0, 0, 0, 0))
+    else:
+        fn = solve_one
+    return fn
 
 
 def _to_raw(out, pos=None) -> Raw:
@@ -151,7 +158,7 @@ def _solver_fn(solver: str, max_steps: int, batched: bool, k: int, m: int, ts_pa
     if jax.config.jax_default_device is not None:
         return traced()            # inside jax.default_device(...): the traced solver follows it
     key = (solver, int(max_steps), bool(batched), int(k), int(m), len(ts_pad), int(chunk))
-    exported = exported_solver(key, traced)
+    exported = exported_solver(key, lambda: jax.jit(_make_solve(solver, max_steps, batched)))
     if exported is None:
         return traced()
     check_times(ts_pad, t1s)
