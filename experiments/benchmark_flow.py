@@ -9,6 +9,10 @@ tolerances (rtol=1e-10, atol=1e-12). Phases, each printed with its wall time:
   ``warm``: the same 20 problems again (best of ``--repeats``).
 * ``cold_process``: a fresh Python process whose first call is the 20 problems, with an
   empty compilation cache (true compile cost) and with the shared persistent cache.
+* ``fresh_first_solve``: a fresh Python process's first ``simulate`` of one problem, run
+  twice with one private cache folder: export cache cold (the solver is traced, exported and
+  compiled) and then warm (the exported solver is loaded, no diffrax tracing; XLA's cache
+  serves the compile); reported as a ratio, with the 1-minute load average when measured.
 * ``naive``: the naive full-state loop (``scipy.integrate.solve_ivp``, DOP853, state
   (v, B) of size k + k d, one problem after another; :mod:`twolayer.reference`).
 * ``lsoda``: the smartest scipy peer: the same reduced coordinates as the project
@@ -185,7 +189,36 @@ print(json.dumps({"call_s": wall, "import_and_setup_s": t1 - t0, "process_s": ti
 """
 
 
-def cold_process(seed, count, shape, t_max, n_times, cache: str | None) -> dict:
+_CHILD_FIRST_SOLVE = """
+import json, sys, time
+t0 = time.perf_counter()
+import twolayer as tl
+from twolayer import _jaxcache
+from experiments.benchmark_flow import RTOL, ATOL, make_problems, time_grid
+args = json.loads(sys.argv[1])
+(p,) = make_problems(args["seed"], 0, 1, args["shape"])
+t1 = time.perf_counter()
+tl.simulate(p, "ft", time_grid(args["t_max"], args["n_times"]), rtol=RTOL, atol=ATOL)
+t2 = time.perf_counter()
+loads = getattr(_jaxcache, "load_count", lambda: None)()
+print(json.dumps({"call_s": t2 - t1, "import_and_setup_s": t1 - t0, "process_s": t2 - t0,
+                  "compiles": tl.compile_count(), "loads": loads}))
+"""
+
+
+def fresh_first_solve(seed, shape, t_max, n_times) -> dict:
+    """The first ``simulate`` of a fresh process, with the export (and XLA) cache cold and
+    then warm: two processes sharing one new private cache folder (issue 10 §1)."""
+    with tempfile.TemporaryDirectory(prefix="twolayer-jax-fresh-") as folder:
+        out = {}
+        for phase in ("cold", "warm"):
+            out[f"load_avg_{phase}"] = os.getloadavg()[0]
+            out[phase] = cold_process(seed, 1, shape, t_max, n_times, folder, child=_CHILD_FIRST_SOLVE)
+    out["ratio_cold_over_warm"] = out["cold"]["call_s"] / out["warm"]["call_s"]
+    return out
+
+
+def cold_process(seed, count, shape, t_max, n_times, cache: str | None, child: str = _CHILD) -> dict:
     """Time the first call in a new process; ``cache``: a persistent-cache folder, or None
     for the one configured (``$TWOLAYER_JAX_CACHE`` or the default)."""
     env = dict(os.environ)
@@ -195,7 +228,7 @@ def cold_process(seed, count, shape, t_max, n_times, cache: str | None) -> dict:
     repo = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
     arg = json.dumps(dict(seed=seed, count=count, shape=shape, t_max=t_max, n_times=n_times))
-    res = subprocess.run([sys.executable, "-c", _CHILD, arg], env=env, capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", child, arg], env=env, capture_output=True, text=True,
                          timeout=900)
     if res.returncode != 0:
         raise RuntimeError(f"cold-process benchmark failed (exit {res.returncode}): {res.stderr[-2000:]}")
@@ -250,6 +283,11 @@ def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 
         res["cold_process_persistent_cache"] = cold_process(seed, n_call, shape, t_max, n_times, None)
         log.phase("cold_process_persistent_cache", time.perf_counter() - t0,
                   f"(first call {res['cold_process_persistent_cache']['call_s']:.2f}s)")
+        t0 = time.perf_counter()
+        fr = res["fresh_first_solve"] = fresh_first_solve(seed, shape, t_max, n_times)
+        log.phase("fresh_first_solve", time.perf_counter() - t0,
+                  f"(export cache cold {fr['cold']['call_s']:.2f}s, warm {fr['warm']['call_s']:.2f}s: "
+                  f"{fr['ratio_cold_over_warm']:.1f}x; load {fr['load_avg_warm']:.2f})")
 
     from twolayer.reference import simulate_reference
     base = call[:n_baseline]
@@ -373,6 +411,16 @@ def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
 
 
 # ----------------------------------------------------------------------------- output
+def fresh_rows(fr: dict) -> list:
+    """Table rows of :func:`fresh_first_solve`'s result."""
+    rows = [(f"fresh process, first solve, export cache {phase}", f"{fr[phase]['call_s']:.2f} s",
+             f"traces {fr[phase]['compiles']}, loads {fr[phase]['loads']}, load avg {fr[f'load_avg_{phase}']:.2f}")
+            for phase in ("cold", "warm")]
+    rows.append(("fresh process first solve, cold / warm", f"{fr['ratio_cold_over_warm']:.1f}x",
+                 "1 problem; one private cache folder"))
+    return rows
+
+
 def table(res: dict) -> str:
     n = res["n_call"]
     rows = [("first call (compile / cache load)", f"{res['seconds_first_call']:.2f} s", f"{res['n_first']} problems"),
@@ -383,6 +431,8 @@ def table(res: dict) -> str:
                        ("cold_process_persistent_cache", "new process, persistent cache")):
         if key in res:
             rows.append((label, f"{res[key]['call_s']:.2f} s", f"process total {res[key]['process_s']:.1f} s"))
+    if "fresh_first_solve" in res:
+        rows += fresh_rows(res["fresh_first_solve"])
     for peer, label in (("naive", "naive full-state DOP853 loop"), ("lsoda", "reduced LSODA + Jacobian")):
         rows.append((f"{label} ({n} problems)", f"{res[f'seconds_{peer}_per_call']:.2f} s",
                      f"timed on {res['n_baseline']}; speed-up new size {res[f'speedup_new_size_vs_{peer}']:.1f}x, "
@@ -450,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time the warm and 1-vs-all-cores calls R times and keep the best "
                          "(default 2, --quick 1)")
     ap.add_argument("--no-cold-process", action="store_true",
-                    help="skip the two fresh-process measurements (each imports jax anew)")
+                    help="skip the fresh-process measurements (each imports jax anew): the first "
+                         "call of 20 problems with an empty and with the persistent cache, and the "
+                         "first solve with the export cache cold and warm")
     ap.add_argument("--no-cores", action="store_true", help="skip the 1-vs-all-cores measurement")
     ap.add_argument("--gpu-problems", type=_nonneg, default=0, metavar="N",
                     help="measure problems/minute for N problems with vmap and map batching on jax's "

@@ -55,3 +55,20 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
     out = capsys.readouterr().out
     assert "reduced LSODA" in out and "benchmark_flow.json" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]
+
+
+def test_fresh_process_first_solve_cold_then_warm_export_cache():
+    """The fresh-process phase: the second process loads the exported solver (no trace) and
+    gives the ratio of the two first-solve times; the table shows both rows."""
+    import importlib.util
+
+    fr = bf.fresh_first_solve(seed=1, shape=dict(d=12, k=2, m=4, n=6), t_max=5.0, n_times=6)
+    assert fr["cold"]["compiles"] >= 1 and fr["cold"]["loads"] == 0
+    if importlib.util.find_spec("flatbuffers") is not None:     # jax.export serialization needs it
+        assert fr["warm"]["compiles"] == 0 and fr["warm"]["loads"] >= 1
+    assert fr["ratio_cold_over_warm"] == fr["cold"]["call_s"] / fr["warm"]["call_s"] > 0
+    assert all(fr[f"load_avg_{p}"] >= 0 for p in ("cold", "warm"))
+    rows = bf.fresh_rows(fr)
+    assert [r[1] for r in rows] == [f"{fr['cold']['call_s']:.2f} s", f"{fr['warm']['call_s']:.2f} s",
+                                    f"{fr['ratio_cold_over_warm']:.1f}x"]
+    assert "export cache cold" in rows[0][0] and "export cache warm" in rows[1][0]
