@@ -49,8 +49,14 @@ FIGURE = "bound_tightness"
 FORMS = ("published", "derived")
 #: relative tolerance on the slack (flow solved at rtol 1e-10; sqrt(L_ood) ~ W^3 resolved to ~1e-6)
 REL_TOL = 1e-5
-#: agreement required between the simulator and the exact k = 1 closed form (relative)
+#: agreement required between the simulator and the exact k = 1 closed form:
+#: |sqrt(L_ood) - exact| <= CF_TOL * exact + CF_ATOL * ||w*||. CF_ATOL is the accuracy the
+#: certificate holds the state to (100 rtol at the solver's rtol = 1e-10, relative to the
+#: state's size ~ ||w*||): at sqrt(L_ood) ~ 1e-5 ||w*|| (small ||w*||, R* nearly in S) a state
+#: error of 1e-9 ||w*|| is already 1e-4 of sqrt(L_ood), so a relative test alone would
+#: demand more than the integration can give (measured: v_inf to 1.8e-9 after 17,000 steps).
 CF_TOL = 1e-5
+CF_ATOL = 1e-8
 
 
 def _k1_example() -> str:
@@ -295,15 +301,17 @@ def evaluate_problems(problems: list, params: list[dict], config: Config, origin
         for f in FORMS:
             ok = rec[f"bound_{f}_status"] == "ok"
             rec[f"slack_{f}"] = float(root[j] / rec[f"bound_{f}"]) if ok else float("nan")
-        rec["cf_sqrt_ood_inf"] = rec["cf_rel_err"] = float("nan")
+        rec["cf_sqrt_ood_inf"] = rec["cf_rel_err"] = rec["cf_err_ratio"] = float("nan")
         rec["cf_ratio_cW"] = _k1_ratio(p.cos_theta_max["R*,S"], p.w_star_norm)
         if p.k == 1 and not np.any(p.v0):
             try:
                 cf = ft_limit_k1(p)
                 rec["cf_sqrt_ood_inf"] = cf.sqrt_ood_inf
-                # relative, with a floor (1e-6 ||w*||: CF_TOL x floor = 1e-11 ||w*||, the state resolution):
-                # the constructed exact-fit instances have sqrt(L_ood(inf)) = 0 up to rounding
-                rec["cf_rel_err"] = abs(root[-1] - cf.sqrt_ood_inf) / max(cf.sqrt_ood_inf, 1e-6 * p.w_star_norm)
+                # the error over its tolerance (CF_TOL, CF_ATOL); the constructed exact-fit instances
+                # have sqrt(L_ood(inf)) = 0 up to rounding, where only CF_ATOL applies
+                err = abs(root[-1] - cf.sqrt_ood_inf)
+                rec["cf_rel_err"] = err / cf.sqrt_ood_inf if cf.sqrt_ood_inf > 0 else float("inf")
+                rec["cf_err_ratio"] = err / (CF_TOL * cf.sqrt_ood_inf + CF_ATOL * p.w_star_norm)
             except tl.TwoLayerInputError as exc:        # exact saddle: no closed form
                 rec["cf_error"] = str(exc)[:200]
         out.append(rec)
@@ -577,23 +585,26 @@ def check(records, config: Config) -> list[dict]:
                      f"|w*| {wl['w_star_norm']:.4g}, kappa(X) {wl['kappa_X']:.4g}, cos theta_max(R0, S) "
                      f"{wl['cos_R0_S']:.4g}; rerun: {wl['reproducer']}")))
     # The simulator against the exact k = 1 closed form, on every k = 1 zero-head instance.
-    cf = df[df.get("cf_rel_err", pd.Series(dtype=float)).notna()] if "cf_rel_err" in df else df.iloc[:0]
+    cf = df[df["cf_err_ratio"].notna()] if "cf_err_ratio" in df else df.iloc[:0]
     if cf.empty:
         rows.append(dict(id="k1_closed_form_agreement", claim="simulator = exact k = 1 FT limit",
                          source="twolayer.closed_form (THEORY.md §4)", status="not_applicable", margin=None,
                          unit="decades below tolerance", n_cases=0, details="no k = 1 zero-head instance"))
     else:
-        worst = float(cf["cf_rel_err"].max())
-        wc = cf.loc[cf["cf_rel_err"].idxmax()]
+        worst = float(cf["cf_err_ratio"].max())
+        wc = cf.loc[cf["cf_err_ratio"].idxmax()]
         rows.append(dict(
             id="k1_closed_form_agreement",
             claim=f"the simulator's sqrt(L_ood(inf)) equals the exact k = 1 closed form to {CF_TOL:g} relative "
-                  f"on every k = 1 zero-head instance",
-            source="twolayer.closed_form (THEORY.md §4)", status="pass" if worst <= CF_TOL else "fail",
-            margin=float(np.log10(CF_TOL / max(worst, 1e-300))), unit="decades below tolerance",
+                  f"+ {CF_ATOL:g} ||w*|| (the certified state accuracy) on every k = 1 zero-head instance",
+            source="twolayer.closed_form (THEORY.md §4)", status="pass" if worst <= 1.0 else "fail",
+            margin=float(np.log10(1.0 / max(worst, 1e-300))), unit="decades below tolerance",
             n_cases=int(len(cf)),
-            details=(f"max relative error {worst:.3g} (median {cf['cf_rel_err'].median():.3g}) at |w*| "
-                     f"{wc['w_star_norm']:.3g}, eps {wc['eps']:.3g}; solver {config.solver}")))
+            details=(f"largest error / tolerance {worst:.3g} (median {cf['cf_err_ratio'].median():.3g}); there "
+                     f"the error is {wc['cf_rel_err']:.3g} relative, sqrt(L_ood(inf)) = {wc['cf_sqrt_ood_inf']:.3g} at "
+                     f"|w*| {wc['w_star_norm']:.3g}, eps {wc['eps']:.3g}, kappa(X) {wc['kappa_X']:.3g}; "
+                     f"{int((cf['solver_status'].astype(str).str.contains('slow mode')).sum()) if 'solver_status' in cf else 0} "
+                     f"instances were integrated on past a slow mode; solver {config.solver}; rerun: {wc['reproducer']}")))
     return rows
 
 

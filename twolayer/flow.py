@@ -35,6 +35,15 @@ escape time log(size / delta) / |lambda_min| has passed twice, and the flow inte
 on; only an exact saddle (its unstable component at rounding level) is held, with result
 ``SADDLE_HELD``.
 
+A stop is steady only if the tail's t = inf state is a minimum, too: every minimum
+interpolates (p = G^T v = c / s2), and a mode slower than the tail's clamp (an
+ill-conditioned X: rates down to 1e-10 of the fastest) leaves the tail's limit off that
+manifold. When its gap (:func:`twolayer.tail.minimum_gap`) exceeds the tolerance, or the
+flow is not steady by t1 while such a mode is left, the flow is integrated on with the stiff
+``fallback_solver`` with no stop before t + 2 log(10 gap / tol) / lambda_slow
+(``FlowResult.STEADY_SLOW``; the final time is extended up to 1e16, beyond that it raises).
+A step limit after every retry also hands the problem to the stiff solver before raising.
+
 Every FT / LP-FT result carries an a-posteriori certificate (:mod:`twolayer.certificate`;
 ``Trajectory.certificate``). A failing one triggers a further integration with the stiff
 ``fallback_solver`` at the strict steady rule, and raises
@@ -67,7 +76,7 @@ from .errors import (SolverCertificateError, SolverError, SolverFailedError, Sol
                      TwoLayerInputError)
 from .methods import METHODS, Method, get_method
 from .problem import Problem
-from .tail import Curvature, curvature, linear_tail, reduced_hessian, slow_rate
+from .tail import Curvature, curvature, linear_tail, minimum_gap, reduced_hessian, slow_rate
 from .trajectory import FlowResult, Trajectory
 
 __all__ = ["FlowConfig", "FlowResult", "simulate", "simulate_batch", "compile_count", "cache_dir",
@@ -328,7 +337,7 @@ T_SLOW_MAX = 1e16
 
 
 def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, want_inf: bool,
-                     where: str) -> bool:
+                     where: str, stopped: bool = True) -> bool:
     """A stop is a steady state only if the tail's limit is a minimum (issue 7 §2).
 
     The tail clamps modes slower than ``tail_eig_rtol * lambda_max`` (:mod:`twolayer.tail`);
@@ -339,21 +348,27 @@ def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, wan
     flow is integrated on with the stiff ``fallback_solver`` (the fast modes have decayed;
     an explicit solver would need ~lambda_max / lambda_slow steps). Returns True when such
     a job was set; raises when it cannot be (no fallback solver, no positive slow rate,
-    out of reach, or still unconverged after 3 extensions)."""
-    _, _, tail = linear_tail(case.s2, case.c, v, G, np.array([np.inf]), config.tail_eig_rtol, eig)
+    out of reach, or still unconverged after 3 extensions). With ``stopped=False`` (no
+    steady stop by t1 = t_e) the gap is the state's own: whatever is left there is slow."""
+    if stopped:
+        gap = linear_tail(case.s2, case.c, v, G, np.array([np.inf]), config.tail_eig_rtol, eig)[2].limit_gap
+    else:
+        gap = minimum_gap(case.s2, case.c, v, G)
     tol = limit_gap_tol(config.rtol)
-    if tail.limit_gap <= tol:
+    if gap <= tol:
         return False
     lam = slow_rate(case.s2, v, G)
-    cert = dict(limit_gap=tail.limit_gap, limit_gap_tol=tol, slow_rate=None, failed=["limit_gap"], passed=False)
+    cert = dict(limit_gap=gap, limit_gap_tol=tol, slow_rate=None, failed=["limit_gap"], passed=False)
     what = (f"the steady stop at t={t_e:.6g}{where} leaves a slow mode (rate {lam:.3g}, below the tail's "
-            f"clamp) unconverged: the limit is {tail.limit_gap:.3g} away from the minimum manifold "
-            f"(tolerance {tol:.1e})")
+            f"clamp) unconverged: the limit is {gap:.3g} away from the minimum manifold (tolerance {tol:.1e})"
+            if stopped else
+            f"no steady state by t={t_e:.6g}{where}: a slow mode (rate {lam:.3g}) is left, {gap:.3g} away "
+            f"from the minimum manifold (tolerance {tol:.1e})")
     if config.fallback_solver is None:
         raise SolverCertificateError(what + "; set fallback_solver (e.g. 'kvaerno5') to integrate past it", cert)
     if not lam > 0 or case.slow_tries >= 3:
         raise SolverCertificateError(what + f" after {case.slow_tries} extensions; raise rtol or condition X", cert)
-    t_need = t_e + 2.0 * math.log(10.0 * tail.limit_gap / tol) / lam
+    t_need = t_e + 2.0 * math.log(10.0 * gap / tol) / lam
     if t_need > T_SLOW_MAX:
         raise SolverFailedError(what + f"; it needs t ~ {t_need:.3g} > {T_SLOW_MAX:.0e}: out of reach, "
                                 "so no limit is returned (condition X or ask for finite times)")
@@ -398,12 +413,26 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
             srt = config.steady_rtol * config.retry_schedule[case.attempt]
             case.job = job._replace(steady_rtol=srt)
             return
+        if config.fallback_solver is not None and job.solver != config.fallback_solver:
+            # Stiff for an explicit method: hand the problem to the stiff solver before raising.
+            case.attempt = 0
+            case.fallback = True
+            case.notes.append(f"step limit with {job.solver} at t={raw.t_end:.4g}: integrated again with "
+                              f"{config.fallback_solver}")
+            case.job = job._replace(solver=config.fallback_solver, steady_rtol=config.steady_rtol)
+            return
         raise _step_limit_error(config, raw, t1, want_inf, where, job)
     if raw.code not in (codes["ok"], codes["event"]):
         raise SolverFailedError(f"diffrax failed with result code {raw.code} at t={raw.t_end:.6g}{where}; "
                                 "try solver='kvaerno5'")
     steady = raw.code == codes["event"]
     if want_inf and not steady:
+        # Not steady by t1: if only a slow mode is left, integrate on past it (it sets t1 too).
+        eig = _eig_at(case, raw.v_end, raw.G_end)
+        curv = curvature(case.s2, case.c, raw.v_end, raw.G_end, eig)
+        if not _is_saddle(curv, config, case, raw.v_end, raw.G_end) and \
+                _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where, stopped=False):
+            return
         raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g}{where}: raise t_inf_max "
                                 f"(FlowConfig.t_inf_max) or steady_rtol, or ask for finite times only")
     eig = curv = None

@@ -25,7 +25,7 @@ class FlowResult(enum.Enum):
     STEADY_RELAXED = ("success: steady from t={t_steady:.6g} (closed-form tail); "
                       "steady_rtol relaxed to {steady_rtol:.0e} after the step limit")
     STEADY_STIFF = ("success: steady from t={t_steady:.6g} (closed-form tail); "
-                    "integrated further with {solver} after the certificate failed")
+                    "integrated again with {solver} after a failed certificate or a step limit")
     STEADY_SLOW = ("success: steady from t={t_steady:.6g} (closed-form tail); integrated on with "
                    "{solver} past a slow mode (rate {slow_rate:.1e}) that an earlier stop left unconverged")
     STATIONARY_T0 = ("success: stationary at t=0 (steady start with no negative curvature: "
