@@ -3,7 +3,7 @@ process calls it without tracing diffrax in Python (issue 10 §1: "a new process
 
 JAX's persistent compilation cache (:mod:`twolayer._jaxcache`) skips only the XLA compile;
 tracing ``diffrax.diffeqsolve`` and lowering it still took about 5 s in every new process.
-Here the jitted solve of :func:`twolayer._solve._build` is exported once per key
+Here the solve of :func:`twolayer._solve._make_solve` is exported once per key
 (solver, max_steps, batched, k, m, padded number of save times, chunk) and written to
 ``<cache_dir()>/export/<hash>.jaxexport``; a later process deserializes it and calls it (its
 XLA compile is then served by the persistent compilation cache). The folder is the one of
@@ -12,8 +12,12 @@ the compilation cache (``$TWOLAYER_JAX_CACHE``; ``off`` disables both).
 The file name hashes the key, the versions of jax, jaxlib, diffrax, equinox, lineax and
 optimistix, the backend, and the source of ``_solve.py``, ``_field.py`` and this module (a
 changed vector field never loads a stale solver); the file repeats that header and is
-checked on load. A corrupt, unreadable or incompatible file is ignored: the solver is traced
-and exported again and the file rewritten atomically (temporary file, then ``os.replace``).
+checked on load, as are the exported platform and the input shapes. A corrupt, unreadable
+or incompatible file is ignored: the solver is traced and exported again and the file
+rewritten atomically (temporary file, then ``os.replace``); if the export itself fails, the
+traced solver is used. diffrax's result codes are stored beside the solvers (``.json``), so a
+warm process never imports diffrax. Serialization needs the ``flatbuffers`` package; without
+it the cache holds XLA executables only and every process traces.
 
 Equinox's runtime error checks (diffrax checks that the save times are increasing and lie in
 [t0, t1]) are host callbacks, which ``jax.export`` cannot serialize ("serialization of
@@ -21,7 +25,10 @@ host_callbacks is not yet implemented"). While exporting, ``equinox.internal.err
 therefore traced with ``on_error="nan"`` (the check stays on the device and poisons the
 output with NaN instead of raising), and :func:`check_times` makes the same two checks on the
 host before every call and raises, like the traced solver. The arithmetic of the solve is
-unchanged (tests/test_export.py: bitwise equal to the traced solver).
+unchanged (tests/test_cache.py: bitwise equal to the traced solver). The patch is in place
+only while an export traces (under a lock), and the export uses closures of its own, so
+diffrax's jit caches never give the traced solver the NaN checks or the export the callbacks;
+a diffrax solve traced by another thread at that very moment would get NaN checks too.
 
 Counting: exporting traces the solver and counts in :func:`twolayer.compile_count`; loading
 an exported solver from disk does not trace and does not count (it counts in
