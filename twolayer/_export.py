@@ -61,6 +61,19 @@ _ERRORS: list = []        # (key, what went wrong), newest last (for tests and d
 _SOURCES = ("_solve.py", "_field.py", "_export.py")
 
 
+def _hash_sources() -> str:
+    here = Path(__file__).resolve().parent
+    src = hashlib.sha256()
+    for name in _SOURCES:
+        src.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
+    return src.hexdigest()
+
+
+# The source as imported (read now, not at the first solve, so that an edit made while a
+# process runs cannot label its solver with the new source).
+_SOURCE_HASH = _hash_sources()
+
+
 @functools.lru_cache(maxsize=1)
 def _fingerprint() -> dict:
     """Everything a stored solver depends on besides its key."""
@@ -73,11 +86,7 @@ def _fingerprint() -> dict:
             vers[pkg] = version(pkg)
         except PackageNotFoundError:
             vers[pkg] = None
-    here = Path(__file__).resolve().parent
-    src = hashlib.sha256()
-    for name in _SOURCES:
-        src.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    return dict(format=FORMAT, versions=vers, backend=jax.default_backend(), source=src.hexdigest())
+    return dict(format=FORMAT, versions=vers, backend=jax.default_backend(), source=_SOURCE_HASH)
 
 
 def _header(key: tuple) -> bytes:
@@ -215,21 +224,27 @@ def _note(key, exc) -> None:
     del _ERRORS[:-20]
 
 
+@functools.lru_cache(maxsize=1)
+def _can_serialize() -> bool:
+    return importlib.util.find_spec("flatbuffers") is not None   # jax.export's serialization needs it
+
+
 def exported_solver(key: tuple, make_traced):
-    """A callable with the signature of ``traced_fn`` for the shapes in ``key``
-    = (solver, max_steps, batched, k, m, T, chunk), served from the export cache; None when
-    the cache is disabled or the solver cannot be exported here (then trace the jitted solver
-    ``make_traced()``; it is built only when an export is needed)."""
+    """The solver for the shapes in ``key`` = (solver, max_steps, batched, k, m, T, chunk)
+    (the signature of :func:`twolayer._solve._make_solve`'s function), loaded from the
+    export cache or exported there now from the jitted ``make_traced()``. None when the cache
+    is disabled or the solver cannot be exported here: then the caller traces it."""
     folder = cache_dir()
     if folder is None or key in _BROKEN:
         return None
-    if importlib.util.find_spec("flatbuffers") is None:    # jax.export's serialization needs it
-        _note(key, ImportError("jax.export serialization needs the 'flatbuffers' package"))
-        return None
-    path = export_path(key, folder)
     with _LOCK:
         if key in _MEMO and (str(folder), key) in _ON_DISK:
             return _MEMO[key][1]
+        if not _can_serialize():
+            _note(key, ImportError("jax.export serialization needs the 'flatbuffers' package"))
+            _BROKEN.add(key)
+            return None
+        path = export_path(key, folder)
         if key not in _MEMO:
             try:
                 exp = _read(path, key)
@@ -250,9 +265,9 @@ def exported_solver(key: tuple, make_traced):
                 return None
         try:
             _write(path, key, _MEMO[key][0])
-            _ON_DISK.add((str(folder), key))
-        except OSError as exc:  # unwritable folder: still use the exported solver in this process
+        except Exception as exc:  # unwritable folder: still use the exported solver in this process
             _note(key, exc)
+        _ON_DISK.add((str(folder), key))      # written, or tried once: not again at every solve
         return _MEMO[key][1]
 
 
