@@ -42,7 +42,8 @@ manifold. When its gap (:func:`twolayer.tail.minimum_gap`) exceeds the tolerance
 flow is not steady by t1 while such a mode is left, the flow is integrated on with the stiff
 ``fallback_solver`` with no stop before t + 2 log(10 gap / tol) / lambda_slow
 (``FlowResult.STEADY_SLOW``; the final time is extended up to 1e16, beyond that it raises).
-A step limit after every retry also hands the problem to the stiff solver before raising.
+A step limit after every retry hands the problem to the other solver once (the stiff
+``fallback_solver``, or Dopri8 if that was the one) before raising.
 
 Every FT / LP-FT result carries an a-posteriori certificate (:mod:`twolayer.certificate`;
 ``Trajectory.certificate``). A failing one triggers a further integration with the stiff
@@ -250,6 +251,7 @@ class _Case:
     t_hold: float = 0.0
     t1: float = 0.0                   # final time of its integrations (slow modes extend it)
     slow_tries: int = 0
+    switched: bool = False            # the other solver was tried after a step limit
     slow: float | None = None         # the slow rate integrated past, if any
     notes: list = dc_field(default_factory=list)
     steps_total: int = 0
@@ -413,13 +415,19 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
             srt = config.steady_rtol * config.retry_schedule[case.attempt]
             case.job = job._replace(steady_rtol=srt)
             return
-        if config.fallback_solver is not None and job.solver != config.fallback_solver:
-            # Stiff for an explicit method: hand the problem to the stiff solver before raising.
+        # Before raising, the other solver once: the stiff fallback for an explicit method
+        # (a stiff flow), the explicit Dopri8 for the stiff one (whose Newton iterations can
+        # stall at a zero-head start: measured, stuck at t = 0 where Dopri8 takes 82 steps).
+        alt = None
+        if config.fallback_solver is not None and not case.switched:
+            alt = config.fallback_solver if job.solver != config.fallback_solver else \
+                ("dopri8" if job.solver != "dopri8" else None)
+        if alt is not None:
             case.attempt = 0
             case.fallback = True
-            case.notes.append(f"step limit with {job.solver} at t={raw.t_end:.4g}: integrated again with "
-                              f"{config.fallback_solver}")
-            case.job = job._replace(solver=config.fallback_solver, steady_rtol=config.steady_rtol)
+            case.switched = True
+            case.notes.append(f"step limit with {job.solver} at t={raw.t_end:.4g}: integrated again with {alt}")
+            case.job = job._replace(solver=alt, steady_rtol=config.steady_rtol)
             return
         raise _step_limit_error(config, raw, t1, want_inf, where, job)
     if raw.code not in (codes["ok"], codes["event"]):
