@@ -10,7 +10,10 @@ numbers). :func:`row` builds and validates one.
 An experiment module may define ``FINDINGS: dict[str, str]``: check id -> reason why the
 model contradicts the paper there (with the numbers). ``paper_checks`` then reports a
 "fail" of that id as :attr:`Status.FINDING` (an expected result, like pytest's xfail) and a
-"pass" as :attr:`Status.UNEXPECTED_PASS` (the recorded finding no longer holds).
+"pass" as :attr:`Status.UNEXPECTED_PASS` (the recorded finding no longer holds). It may
+also define ``OBSERVATIONS: dict[str, str]``: ids of comparisons whose either outcome is a
+result (THEORY.md §9); a "fail" there is reported as a finding with that reason, a "pass"
+stays a pass.
 """
 
 from __future__ import annotations

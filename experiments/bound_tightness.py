@@ -81,6 +81,18 @@ _DERIVED_EXTRA = (". For the DERIVED form it is worse: tilting B0 by eps ~ alpha
 FINDINGS: dict[str, str] = {f"{form}_form": _BASE_REASON.format(form=form) + _k1_example()
                              + (_DERIVED_EXTRA if form == "derived" else "") for form in FORMS}
 
+#: Rows that map where each form holds (THEORY.md §9: either outcome is a result). They test
+#: the regions where the exact k = 1 limit satisfies the bound (cos^2 <= 1/2, large ||w*||);
+#: a violation there is reported as a finding with its instance, not as a tool failure.
+OBSERVATIONS: dict[str, str] = {
+    f"{form}_holds_{where}": (
+        f"the {form} form is violated inside a region where the exact k = 1 limit satisfies it "
+        f"({what}): the k = 1 closed form does not bound the k >= 2 flows (measured in the full search: a "
+        f"k = 2, eps = 0, zero-head instance with cos theta_max(R*, S) = 0.678 has slack 0.8955, confirmed by "
+        f"scipy LSODA to 3e-12); the violating instance is in the details")
+    for form in FORMS for where, what in (("far_from_s", "cos^2 theta_max(R*, S) <= 1/2"),
+                                          ("large_w", "||w*|| >= 2"))}
+
 
 @dataclass(frozen=True)
 class Config:

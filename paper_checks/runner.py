@@ -154,7 +154,7 @@ def _run_experiment(name, quick, seed, cache, force, figures, fig_dir, out, log)
     config = mod.Config.quick(seed) if quick else mod.Config.full(seed)
     records = mod.run(config, out=cache, force=force, progress=False)
     rows = apply_findings(name, mod.check(pd.DataFrame.from_records(records), config),
-                          getattr(mod, "FINDINGS", {}))
+                          getattr(mod, "FINDINGS", {}), observations=getattr(mod, "OBSERVATIONS", {}))
     if figures:  # a figure that fails is an error row of its own; it does not hide the claims' rows
         try:
             fmod = importlib.import_module(f"figures.{mod.FIGURE}")

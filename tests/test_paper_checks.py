@@ -112,6 +112,18 @@ def test_exit_0_when_all_claims_match_including_a_recorded_finding(tmp_path, fak
     assert "reason" not in next(c for c in claims if c["id"] == "a1")
 
 
+def test_experiment_observations_are_applied_by_the_runner(tmp_path, fake, monkeypatch):
+    """An experiment's OBSERVATIONS (e.g. bound_tightness's map of where each form holds): a fail
+    is reported as a finding with its reason and exits 0."""
+    fake({"gamma": [_r("g1", "fail", -0.1), _r("g2")]})
+    monkeypatch.setattr(sys.modules["experiments.gamma"], "OBSERVATIONS", {"g1": "either outcome is a result"},
+                        raising=False)
+    assert _main(tmp_path) == 0
+    claims = json.loads((tmp_path / "rep" / "report.json").read_text())["claims"]
+    g1 = next(c for c in claims if c["id"] == "g1")
+    assert g1["status"] == "finding" and g1["reason"] == "either outcome is a result"
+
+
 def test_strict_treats_findings_as_failures(tmp_path, fake):
     fake({"beta": [_r("b1", "fail", -0.3)]}, findings={"beta": {"b1": "known"}})
     assert _main(tmp_path, "--strict") == 1
