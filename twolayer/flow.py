@@ -410,7 +410,9 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
     t1 = job.t1
     case.steps_total += int(raw.stats[0])
     if raw.code == codes["max_steps"]:
-        if case.attempt + 1 < len(config.retry_schedule):
+        # A looser steady rule helps a flow that got somewhere; one stuck at t = 0 (every step
+        # rejected) goes straight to the other solver.
+        if case.attempt + 1 < len(config.retry_schedule) and raw.t_end > 0.0:
             case.attempt += 1
             srt = config.steady_rtol * config.retry_schedule[case.attempt]
             case.job = job._replace(steady_rtol=srt)
