@@ -107,7 +107,8 @@ class FlowConfig(NamedTuple):
     batching : "auto" (vmap on a GPU, map on the CPU), "map" or "vmap" (simulate_batch).
     workers : threads for simulate_batch (default 1; None: every CPU core). Measured with
         ``experiments.benchmark_flow``: 20 problems took 0.35 s on 1 thread and 4.39 s on 16
-        (16-core H100 host) and 0.96x on 2 cores here, so threads are off by default.
+        (16-core H100 host) and 0.96x on 2 cores here (later 1.12-1.45x for 60 problems), so
+        threads are off by default.
     chunk : problems per vmapped chunk (fixed: batches are padded to it).
     """
 
