@@ -437,20 +437,23 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
         raise SolverFailedError(f"diffrax failed with result code {raw.code} at t={raw.t_end:.6g}{where}; "
                                 "try solver='kvaerno5'")
     steady = raw.code == codes["event"]
-    if want_inf and not steady:
-        # Not steady by t1: if only a slow mode is left, integrate on past it (it sets t1 too).
+    eig = curv = None
+    saddle = False
+    if steady or want_inf:
+        # The curvature at the end state decides both cases below: a stop at a saddle or not
+        # steady by t1 (is only a slow mode left?).
         eig = _eig_at(case, raw.v_end, raw.G_end)
         curv = curvature(case.s2, case.c, raw.v_end, raw.G_end, eig)
-        if not _is_saddle(curv, config, case, raw.v_end, raw.G_end) and \
-                _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where, stopped=False):
+        saddle = _is_saddle(curv, config, case, raw.v_end, raw.G_end)
+    if want_inf and not steady:
+        # Not steady by t1: if only a slow mode is left, integrate on past it (it sets t1 too).
+        if not saddle and _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where,
+                                           stopped=False):
             return
         raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g}{where}: raise t_inf_max "
                                 f"(FlowConfig.t_inf_max) or steady_rtol, or ask for finite times only")
-    eig = curv = None
     if steady:
-        eig = _eig_at(case, raw.v_end, raw.G_end)
-        curv = curvature(case.s2, case.c, raw.v_end, raw.G_end, eig)
-        if _is_saddle(curv, config, case, raw.v_end, raw.G_end):
+        if saddle:
             # A stop at a saddle: the rule cannot tell it from a minimum. Integrate on.
             if case.saddle_tries >= 4 or not math.isfinite(curv.escape_time):
                 raise SolverFailedError(
