@@ -141,6 +141,11 @@ class DaskExecutor(Executor):
             # front (JAX's default), unless the user configured that explicitly.
             env = {} if "XLA_PYTHON_CLIENT_PREALLOCATE" in os.environ else {
                 "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+            # simulate_batch's default threads: each worker process its share of the cores
+            # (two threads per core), not two per core of the whole machine each.
+            from twolayer._solve import THREADS_ENV, THREADS_PER_CORE, cpu_cores
+            if THREADS_ENV not in os.environ:
+                env[THREADS_ENV] = str(max(1, THREADS_PER_CORE * cpu_cores() // n))
             self.cluster = distributed.LocalCluster(
                 n_workers=n, threads_per_worker=self.threads_per_worker, processes=True,
                 dashboard_address=":8787" if self.dashboard else ":0",

@@ -20,7 +20,9 @@ tolerances (rtol=1e-10, atol=1e-12). Phases, each printed with its wall time:
   the analytic Jacobian, written here independently of :mod:`twolayer.flow`.
 * ``accuracy``: the error of every solver against a tight full-state reference
   (DOP853, rtol=1e-12, atol=1e-16) on a few problems.
-* ``cores``: the 20 problems on 1 worker thread and on every core (``workers``).
+* ``cores``: the 20 problems on 1 worker thread and with the default threads (two per
+  core), in this process; and in fresh processes pinned to one core and on every core
+  (the cores' own gain, the target's measure; skipped with ``--no-cold-process``).
 * ``gpu`` (with ``--gpu-problems N``): problems per minute for N problems with
   ``batching="vmap"`` and ``"map"`` on jax's default device (a GPU when jax sees one;
   on a CPU the numbers are labelled as such).
@@ -329,7 +331,8 @@ def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 
     res["same_accuracy"] = all(res[f"rel_err_{n}"] < ACCURACY_TOL for n in errs)
 
     if cores:
-        res["cores"] = cores_phase(call, first, ts, log, repeats)
+        res["cores"] = cores_phase(call, first, ts, log, repeats, seed=seed, shape=shape, t_max=t_max,
+                                   pinned=cold_processes)
 
     if gpu_problems:
         res["gpu"] = gpu_phase(seed, shape, ts, gpu_problems, gpu_map_problems, gpu_chunks, log)
@@ -360,26 +363,82 @@ def targets(res: dict) -> dict:
     return out
 
 
-def cores_phase(call, warm, ts, log, repeats: int = 1) -> dict | str:
-    """``call`` on 1 worker thread and on every CPU core (map batching, on the CPU even when
-    jax's default device is a GPU; a warm-up call there first compiles for the CPU)."""
+_CHILD_CORES = """
+import json, os, sys, time
+args = json.loads(sys.argv[1])
+if args["cores"] is not None:
+    os.sched_setaffinity(0, set(args["cores"]))
+from experiments.benchmark_flow import make_problems, time_grid, _batch
+ts = time_grid(args["t_max"], args["n_times"])
+_batch(make_problems(args["seed"], 10_000, 2, args["shape"]), ts)          # warm-up, another size
+call = make_problems(args["seed"], 0, args["count"], args["shape"])
+walls = [_batch(call, ts)[1] for _ in range(args["repeats"])]
+print(json.dumps({"walls": walls, "cores": sorted(os.sched_getaffinity(0))}))
+"""
+
+
+def pinned_cores(seed, count, shape, t_max, n_times, repeats: int) -> dict | str:
+    """The call (default threads) in a fresh process pinned to one core, and in one with
+    every core (same warm-up, best of ``repeats``): the speed-up the other cores give,
+    free of the thread count (``os.sched_setaffinity``; Linux)."""
+    from twolayer._solve import cpu_cores
+    if not hasattr(os, "sched_setaffinity") or cpu_cores() < 2:
+        return "needs os.sched_setaffinity and at least 2 cores"
+    first = min(os.sched_getaffinity(0))
+    out = {}
+    for label, cores in (("one_core", [first]), ("all_cores", None)):
+        arg = json.dumps(dict(seed=seed, count=count, shape=shape, t_max=t_max, n_times=n_times,
+                              repeats=max(1, repeats), cores=cores))
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent) + os.pathsep
+                   + os.environ.get("PYTHONPATH", ""))
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        res = subprocess.run([sys.executable, "-c", _CHILD_CORES, arg], env=env, capture_output=True,
+                             text=True, timeout=900)
+        if res.returncode != 0:
+            raise RuntimeError(f"pinned-core benchmark failed (exit {res.returncode}): {res.stderr[-2000:]}")
+        got = json.loads(res.stdout.strip().splitlines()[-1])
+        out[label] = dict(seconds=min(got["walls"]), walls=got["walls"], n_cores=len(got["cores"]))
+    out["speedup"] = out["one_core"]["seconds"] / out["all_cores"]["seconds"]
+    return out
+
+
+def cores_phase(call, warm, ts, log, repeats: int = 1, seed: int = 0, shape: dict = SHAPE,
+                t_max: float = 100.0, pinned: bool = True) -> dict | str:
+    """``call`` on 1 worker thread and with the default threads (every CPU core), in this
+    process (map batching, on the CPU even when jax's default device is a GPU; a warm-up
+    call there first compiles for the CPU), timed alternately, best of ``repeats``; and
+    (``pinned``) in fresh processes on one core and on every core (:func:`pinned_cores`).
+    ``speedup`` is the pinned one where measured (the cores' own gain), else the threads'."""
     import contextlib
 
     import jax
+    from twolayer._solve import cpu_cores, workers_for
     if "workers" not in _flow_options(workers=1):
         return "simulate_batch has no workers option in this version"
     on_cpu = jax.default_backend() == "cpu"
     ctx = contextlib.nullcontext() if on_cpu else jax.default_device(jax.devices("cpu")[0])
-    n = os.cpu_count() or 1
+    n = cpu_cores()
     with ctx:
         tw = None
         if not on_cpu:
             _, tw = _batch(warm, ts, batching="map")
-        t1 = min(_batch(call, ts, workers=1, batching="map")[1] for _ in range(max(1, repeats)))
-        tn = min(_batch(call, ts, workers=n, batching="map")[1] for _ in range(max(1, repeats)))
-    log.phase("cores", t1 + tn, f"(1 core {t1:.2f}s, {n} cores {tn:.2f}s)")
-    return dict(seconds_1=t1, seconds_all=tn, n_cores=n, speedup=t1 / tn, device="cpu",
-                cpu_warmup_seconds=tw)
+        t1, tn = [], []
+        for _ in range(max(1, repeats)):
+            t1.append(_batch(call, ts, workers=1, batching="map")[1])
+            tn.append(_batch(call, ts, workers=None, batching="map")[1])
+    out = dict(seconds_1=min(t1), seconds_all=min(tn), n_cores=n, threads=workers_for(None),
+               speedup_threads=min(t1) / min(tn), device="cpu", cpu_warmup_seconds=tw)
+    note = f"(1 thread {min(t1):.2f}s, {out['threads']} threads on {n} cores {min(tn):.2f}s"
+    out["pinned"] = pinned_cores(seed, len(call), shape, t_max, len(ts), repeats) if pinned and on_cpu \
+        else "not measured"
+    if isinstance(out["pinned"], dict):
+        pc = out["pinned"]
+        out["speedup"], out["speedup_kind"] = pc["speedup"], "pinned processes: 1 core vs all"
+        note += f"; process on 1 core {pc['one_core']['seconds']:.2f}s, on {n} {pc['all_cores']['seconds']:.2f}s"
+    else:
+        out["speedup"], out["speedup_kind"] = out["speedup_threads"], "threads: 1 vs default"
+    log.phase("cores", sum(t1) + sum(tn), note + ")")
+    return out
 
 
 def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
@@ -444,8 +503,14 @@ def table(res: dict) -> str:
                  f"({'all' if res['same_accuracy'] else 'NOT all'} < {res['accuracy_tol']:g})"))
     if isinstance(res.get("cores"), dict):
         c = res["cores"]
-        rows.append((f"1 vs {c['n_cores']} cores ({n} problems)", f"{c['speedup']:.2f}x",
-                     f"{c['seconds_1']:.2f} s vs {c['seconds_all']:.2f} s"))
+        rows.append((f"1 thread vs {c['threads']} threads ({n} problems)", f"{c['speedup_threads']:.2f}x",
+                     f"{c['seconds_1']:.2f} s vs {c['seconds_all']:.2f} s on {c['n_cores']} cores"))
+        if isinstance(c.get("pinned"), dict):
+            pc = c["pinned"]
+            rows.append((f"process on 1 core vs {pc['all_cores']['n_cores']} cores ({n} problems)",
+                         f"{pc['speedup']:.2f}x",
+                         f"{pc['one_core']['seconds']:.2f} s vs {pc['all_cores']['seconds']:.2f} s "
+                         f"(default threads, best of {len(pc['one_core']['walls'])})"))
     if "gpu" in res:
         g = res["gpu"]
         for b in [key for key in g if key == "map" or key.startswith("vmap")]:

@@ -72,3 +72,18 @@ def test_fresh_process_first_solve_cold_then_warm_export_cache():
     assert [r[1] for r in rows] == [f"{fr['cold']['call_s']:.2f} s", f"{fr['warm']['call_s']:.2f} s",
                                     f"{fr['ratio_cold_over_warm']:.1f}x"]
     assert "export cache cold" in rows[0][0] and "export cache warm" in rows[1][0]
+
+
+def test_pinned_cores_compares_a_one_core_process_with_an_all_core_one():
+    """The cores' own gain: the same call in a fresh process pinned to one core and in one
+    with every core (the thread count cannot inflate it)."""
+    import os
+
+    import pytest
+
+    from twolayer._solve import cpu_cores
+    if not hasattr(os, "sched_setaffinity") or cpu_cores() < 2:
+        pytest.skip("needs os.sched_setaffinity and 2 cores")
+    out = bf.pinned_cores(1, 3, dict(d=12, k=2, m=4, n=6), 10.0, 5, repeats=1)
+    assert out["one_core"]["n_cores"] == 1 and out["all_cores"]["n_cores"] == cpu_cores()
+    assert out["speedup"] == out["one_core"]["seconds"] / out["all_cores"]["seconds"] > 0

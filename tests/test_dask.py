@@ -94,6 +94,18 @@ def test_dask_records_equal_serial_and_each_unit_written_once(cluster, tmp_path,
     assert a == (sweep_dir("toy", Cfg(), tmp_path / "dask") / "records.csv").read_text()
 
 
+def _default_threads():
+    from twolayer._solve import workers_for
+    return workers_for(None)
+
+
+def test_each_worker_process_gets_its_share_of_the_threads(cluster):
+    """simulate_batch's default threads in a worker: 2 per core / workers, not 2 per core each."""
+    from twolayer._solve import THREADS_PER_CORE, cpu_cores
+    got = cluster.client.run(_default_threads)
+    assert len(got) == 2 and set(got.values()) == {max(1, THREADS_PER_CORE * cpu_cores() // 2)}
+
+
 def test_killed_worker_is_replaced_and_the_sweep_completes(cluster, tmp_path, monkeypatch):
     (tmp_path / "log").mkdir()
     marker = tmp_path / "kill"

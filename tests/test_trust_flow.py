@@ -339,6 +339,41 @@ def test_map_and_vmap_batching_agree_on_cpu():
         assert a.result is b.result
 
 
+def test_threads_give_one_threads_numbers_and_restore_blas():
+    """simulate_batch's default threads (two per core, BLAS held to one thread while they
+    run): bitwise the numbers of one thread, in order; a failure stays at its problem
+    (throw=False); the BLAS thread limit is restored afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from twolayer._solve import workers_for
+    from twolayer.errors import SolverStepLimitError
+    assert workers_for(None) >= 2 and tl.FlowConfig().workers is None
+    ps = [tl.make_problem(s, 12, 2, 5, 8, 0.1, head_init="gaussian") for s in range(6)]
+    ts = np.array([0.0, 0.5, 2.0, np.inf])
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    one = tl.simulate_batch(ps, "ft", ts, workers=1)
+    many = tl.simulate_batch(ps, "ft", ts)
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before
+    for a, b in zip(one, many):
+        assert np.array_equal(a.B, b.B) and np.array_equal(a.v, b.v) and a.result is b.result
+    # problem 3 alone hits a step limit: it comes back as its error, at its place
+    hard = tl.make_problem(3, 12, 2, 5, 8, 0.1, head_init="gaussian", head_scale=40.0)   # 51,232 Dopri8 steps to t = 2; the others <= 109
+    mixed = tl.simulate_batch(ps[:3] + [hard] + ps[4:], "ft", [0.0, 2.0], max_steps=1000, throw=False, retry_schedule=(1.0,),
+                              fallback_solver=None)
+    assert isinstance(mixed[3], SolverStepLimitError), mixed[3]
+    assert all(isinstance(x, tl.Trajectory) for i, x in enumerate(mixed) if i != 3), mixed
+
+
+def test_threads_env_sets_the_default_and_bad_values_say_what_to_do(monkeypatch):
+    from twolayer._solve import THREADS_ENV, workers_for
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert workers_for(None) == 3 and workers_for(5) == 5
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(tl.TwoLayerInputError, match=THREADS_ENV):
+            workers_for(None)
+
+
 def test_import_changes_no_global_jax_state():
     import subprocess
     import sys

@@ -105,10 +105,13 @@ class FlowConfig(NamedTuple):
     certify : check the a-posteriori certificate (:mod:`twolayer.certificate`).
     fallback_solver : integrate with this solver when a certificate fails (None: raise).
     batching : "auto" (vmap on a GPU, map on the CPU), "map" or "vmap" (simulate_batch).
-    workers : threads for simulate_batch (default 1; None: every CPU core). Measured with
-        ``experiments.benchmark_flow``: 20 problems took 0.35 s on 1 thread and 4.39 s on 16
-        (16-core H100 host) and 0.96x on 2 cores here (later 1.12-1.45x for 60 problems), so
-        threads are off by default.
+    workers : threads for simulate_batch (default None: ``$TWOLAYER_THREADS`` if set, else
+        two per CPU core this process may use, ``twolayer._solve.THREADS_PER_CORE``; a Dask
+        worker of ``--executor dask`` gets its share; 1: no threads). Each problem runs its
+        whole policy on one thread. While they run, BLAS (numpy's eigh in the retry policy)
+        is held to one thread per caller (``threadpoolctl``): with OpenBLAS's own threads on
+        top, 2 threads were no faster than 1 on 2 cores and 16 threads 12x slower than 1 on
+        a 16-core host. Measured: see ``experiments.benchmark_flow`` and the README.
     chunk : problems per vmapped chunk (fixed: batches are padded to it).
     """
 
@@ -125,7 +128,7 @@ class FlowConfig(NamedTuple):
     certify: bool = True
     fallback_solver: str | None = "kvaerno5"
     batching: str = "auto"
-    workers: int | None = 1
+    workers: int | None = None
     chunk: int = 64
 
 
@@ -298,7 +301,7 @@ def _atol(case, config: FlowConfig) -> float:
     return max(float(config.atol) * min(delta, 1.0), floor, 1e-300)
 
 
-def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict, want_inf: bool = True, where: str = ""):
+def _prepare(case: _Case, t1: float, ts, config: FlowConfig, codes: dict, want_inf: bool = True, where: str = ""):
     """The start: nothing to do (t1 = 0), an exact saddle (held), a steady minimum-like start
     (continued in closed form from t = 0, like a stop), or the first integration job."""
     if t1 <= 0.0:
@@ -309,16 +312,18 @@ def _prepare(case: _Case, t1: float, config: FlowConfig, codes: dict, want_inf: 
         eig = _eig_at(case, case.v0, case.G0)
         curv = curvature(case.s2, case.c, case.v0, case.G0, eig)
         if not _is_saddle(curv, config, case, case.v0, case.G0):
-            if _past_slow_modes(case, 0.0, case.v0, case.G0, eig, config, want_inf, where):
+            k, m = case.G0.shape
+            raw0 = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), case.v0, case.G0, 0.0, codes["event"],
+                              np.zeros(3, np.int64))
+            tail = _stop_tail(case, raw0, eig, ts, config)
+            if _past_slow_modes(case, 0.0, case.v0, case.G0, eig, config, want_inf, where,
+                                gap=tail[3].limit_gap):
                 return
             # Steady at t = 0 and no negative curvature: the closed-form tail from t = 0
             # (exactly the start where f vanishes); certified like any stop.
             case.t0 = True
-            k, m = case.G0.shape
-            raw0 = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), case.v0, case.G0, 0.0, codes["event"],
-                              np.zeros(3, np.int64))
             case.job_done = _job(case, config, config.solver, config.steady_rtol)
-            case.out = ("raw", raw0, True, eig, curv)
+            case.out = ("raw", raw0, True, eig, curv, tail)
             return
         if curv.unstable <= 100.0 * EPS * _size(case, case.v0, case.G0):
             case.out = ("hold", FlowResult.SADDLE_HELD, dict(curvature=curv._asdict(), unstable=curv.unstable))
@@ -335,12 +340,15 @@ def _job(case: _Case, config: FlowConfig, solver: str, steady_rtol: float) -> _s
                       float(config.rtol), _atol(case, config), solver, float(case.t1))
 
 
+# Integrations per problem at most (retries, saddle escapes, slow modes, fallbacks).
+_MAX_ROUNDS = 64
+
 # How far a slow mode may push the integration (beyond: raise, the limit is out of reach).
 T_SLOW_MAX = 1e16
 
 
 def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, want_inf: bool,
-                     where: str, stopped: bool = True) -> bool:
+                     where: str, stopped: bool = True, gap: float | None = None) -> bool:
     """A stop is a steady state only if the tail's limit is a minimum (issue 7 §2).
 
     The tail clamps modes slower than ``tail_eig_rtol * lambda_max`` (:mod:`twolayer.tail`);
@@ -352,8 +360,11 @@ def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, wan
     an explicit solver would need ~lambda_max / lambda_slow steps). Returns True when such
     a job was set; raises when it cannot be (no fallback solver, no positive slow rate,
     out of reach, or still unconverged after 3 extensions). With ``stopped=False`` (no
-    steady stop by t1 = t_e) the gap is the state's own: whatever is left there is slow."""
-    if stopped:
+    steady stop by t1 = t_e) the gap is the state's own: whatever is left there is slow.
+    ``gap``: the tail's ``limit_gap`` when the caller has computed the tail already."""
+    if gap is not None:
+        pass
+    elif stopped:
         gap = linear_tail(case.s2, case.c, v, G, np.array([np.inf]), config.tail_eig_rtol, eig)[2].limit_gap
     else:
         gap = minimum_gap(case.s2, case.c, v, G)
@@ -466,14 +477,31 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
                               f" no steady stop before t={case.t_hold:.4g}")
             case.job = job._replace(t_hold=case.t_hold)
             return
-        if _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where):
+        tail = _stop_tail(case, raw, eig, ts, config)
+        if _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where,
+                            gap=tail[3].limit_gap):
             return
-    case.out = ("raw", raw, steady, eig, curv)
+        case.out = ("raw", raw, steady, eig, curv, tail)
+    else:
+        case.out = ("raw", raw, steady, eig, curv, None)
     case.job = None
 
 
-def _continue_tail(case: _Case, raw, steady, eig, ts, config):
-    """Outputs at every t in ts: the integrated values, and after a stop the closed-form tail."""
+def _stop_tail(case: _Case, raw, eig, ts, config):
+    """The closed-form tail after a steady stop at every t in ts from the stop on:
+    (after (mask of ts), v_t, G_t, TailInfo); computed once, for the slow-mode check and
+    the outputs."""
+    finite = np.isfinite(ts)
+    after = np.ones(ts.size, bool)
+    after[finite] = ts[finite] >= raw.t_end
+    taus = ts[after] - raw.t_end if np.any(after) else np.array([np.inf])
+    v_t, G_t, tail = linear_tail(case.s2, case.c, raw.v_end, raw.G_end, taus, config.tail_eig_rtol, eig)
+    return after, v_t, G_t, tail
+
+
+def _continue_tail(case: _Case, raw, steady, tail_at_stop, ts):
+    """Outputs at every t in ts: the integrated values, and after a stop the closed-form tail
+    (``tail_at_stop``, from :func:`_stop_tail`)."""
     finite = np.isfinite(ts)
     nf = int(finite.sum())
     v_out = np.empty((ts.size, case.v0.size))
@@ -483,10 +511,7 @@ def _continue_tail(case: _Case, raw, steady, eig, ts, config):
     v_out[~finite], G_out[~finite] = raw.v_end, raw.G_end
     tail = None
     if steady:
-        after = np.ones(ts.size, bool)
-        after[finite] = ts[finite] >= raw.t_end
-        taus = ts[after] - raw.t_end if np.any(after) else np.array([np.inf])
-        v_t, G_t, tail = linear_tail(case.s2, case.c, raw.v_end, raw.G_end, taus, config.tail_eig_rtol, eig)
+        after, v_t, G_t, tail = tail_at_stop
         if np.any(after):
             v_out[after], G_out[after] = v_t, G_t
     return v_out, G_out, tail
@@ -512,10 +537,10 @@ def _finish(case: _Case, ts, config, wall, batched, where):
                            curvature=curv)
             cert["seconds"] = time.perf_counter() - t0
         return v_out, G_out, result, stats, cert
-    _, raw, steady, eig, curv = case.out
+    _, raw, steady, eig, curv, tail_at_stop = case.out
     job = case.job_done
     t0 = time.perf_counter()
-    v_out, G_out, tail = _continue_tail(case, raw, steady, eig, ts, config)
+    v_out, G_out, tail = _continue_tail(case, raw, steady, tail_at_stop, ts)
     if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(G_out))):
         raise SolverFailedError(f"non-finite state in the solution{where}")
     if steady:
@@ -608,26 +633,49 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
 
     def prepare(i):
         cases[i].t1 = t1
-        _prepare(cases[i], t1, config, codes, want_inf, where(i))
+        _prepare(cases[i], t1, ts, config, codes, want_inf, where(i))
         if cases[i].out is not None and cases[i].out[0] == "raw":
             finalize(i)
 
-    pmap(guarded(prepare), range(len(cases)))
-    for _ in range(64):
-        pending = [i for i, cs in enumerate(cases) if cs.job is not None and cs.error is None]
-        if not pending:
-            break
-        raws = _solve.integrate([cases[i].job for i in pending], ts_pad, max_steps=int(config.max_steps),
-                                batching=batching, chunk=int(config.chunk), workers=config.workers, pool=pool)
-        raw_of = dict(zip(pending, raws))
+    def after(i, raw):
+        cs = cases[i]
+        cs.job_done = cs.job
+        _retry(cs, raw, ts, t1, want_inf, config, codes, where(i))
+        if cs.job is None:
+            finalize(i)
 
-        def after(i):
-            cs = cases[i]
-            cs.job_done = cs.job
-            _retry(cs, raw_of[i], ts, t1, want_inf, config, codes, where(i))
-            if cs.job is None:
-                finalize(i)
-        pmap(guarded(after), pending)
+    def integrate(jobs, pool_):
+        return _solve.integrate(jobs, ts_pad, max_steps=int(config.max_steps), batching=batching,
+                                chunk=int(config.chunk), workers=config.workers, pool=pool_)
+
+    if batching == "map":
+        # One pipeline per problem (prepare, integrate, retry, certify), so that the threads
+        # never wait for each other between the stages.
+        k, m = cases[0].G0.shape
+        ran = [_solve.has_run(config.solver, config.max_steps, k, m, ts_pad)]
+
+        def drive(i):
+            prepare(i)
+            for _ in range(_MAX_ROUNDS):
+                if cases[i].job is None:
+                    return
+                (raw,) = integrate([cases[i].job], None)
+                ran[0] = True
+                after(i, raw)
+
+        first = 0
+        while first < len(cases) and not ran[0]:   # alone until a first solve (it may trace and compile)
+            guarded(drive)(first)
+            first += 1
+        pmap(guarded(drive), range(first, len(cases)))
+    else:
+        pmap(guarded(prepare), range(len(cases)))
+        for _ in range(_MAX_ROUNDS):
+            pending = [i for i, cs in enumerate(cases) if cs.job is not None and cs.error is None]
+            if not pending:
+                break
+            raw_of = dict(zip(pending, integrate([cases[i].job for i in pending], pool)))
+            pmap(guarded(lambda i: after(i, raw_of[i])), pending)
     for i, cs in enumerate(cases):
         if cs.error is None and i in done:
             cs.out = done[i]
@@ -663,6 +711,14 @@ def _package(problem, method, ts, case: _Case) -> Trajectory:
         stats["certificate_s"] = cert.get("seconds")
     return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=case.v0,
                       result=result, stats=stats, certificate=cert)
+
+
+def _blas_one_thread():
+    """BLAS limited to one thread per caller while ``simulate_batch``'s threads run (each
+    thread is a core's worth of work already; OpenBLAS's own threads on top oversubscribe
+    the cores and serialize concurrent calls). Restored on exit (``threadpoolctl``)."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _batching(config: FlowConfig) -> str:
@@ -723,8 +779,8 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
 
     Each problem keeps its own adaptive step size, steady stop, retries and certificate,
     so the accuracy is that of :func:`simulate`. Batching (``config.batching``): "map"
-    runs single solves one after another (``config.workers`` > 1 or None puts them on a
-    thread pool; measured slower, see :class:`FlowConfig`), "vmap" runs fixed-size vmapped chunks of
+    runs single solves on a thread pool of ``config.workers`` threads (default: two per CPU
+    core; 1: one after another, see :class:`FlowConfig`), "vmap" runs fixed-size vmapped chunks of
     ``config.chunk`` problems (padded; the better choice on a GPU), "auto" picks vmap on
     a GPU and map on the CPU. No batch size compiles anew.
 
@@ -757,20 +813,24 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
     config = _make_config(config, rtol, atol, dict(options))
     if not meth.trains_B:
         return [_lp_trajectory(p, ts, v) for p, v in zip(problems, v0s)]
-    cases = [_case_for(p, meth, v) for p, v in zip(problems, v0s)]
-    workers = _solve.workers_for(config.workers)
+    workers = min(_solve.workers_for(config.workers), len(problems))
     batching = _batching(config)
-    if workers > 1 and len(cases) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            _solve_cases(cases, ts, config, batched=True, pool=pool, batching=batching)
-    else:
-        _solve_cases(cases, ts, config, batched=True, pool=None, batching=batching)
-    out = []
-    for p, cs in zip(problems, cases):
-        if cs.error is not None:
-            if throw:
+    if workers > 1:
+        with _blas_one_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
+            return _run_batch(problems, v0s, meth, ts, config, throw, pool, batching)
+    return _run_batch(problems, v0s, meth, ts, config, throw, None, batching)
+
+
+def _run_batch(problems, v0s, meth: Method, ts, config: FlowConfig, throw: bool,
+               pool: ThreadPoolExecutor | None, batching: str) -> list:
+    """simulate_batch after its input checks: every stage per problem on ``pool`` if any
+    (the reduced coordinates, the policy, the packaging)."""
+    pmap = pool.map if pool is not None else map
+    cases = list(pmap(lambda pv: _case_for(pv[0], meth, pv[1]), zip(problems, v0s)))
+    _solve_cases(cases, ts, config, batched=True, pool=pool, batching=batching)
+    if throw:
+        for cs in cases:
+            if cs.error is not None:
                 raise cs.error
-            out.append(cs.error)
-        else:
-            out.append(_package(p, meth.name, ts, cs))
-    return out
+    return list(pmap(lambda pc: pc[1].error if pc[1].error is not None else _package(pc[0], meth.name, ts, pc[1]),
+                     zip(problems, cases)))

@@ -94,17 +94,29 @@ def slow_rate(s2, v, G) -> float:
 
 
 def reduced_hessian(s2, c, v, G) -> np.ndarray:
-    """H = -Jacobian of f at (v, G), f = (dv/dt, dG/dt); shape (k + k m, k + k m)."""
+    """H = -Jacobian of f at (v, G), f = (dv/dt, dG/dt); shape (k + k m, k + k m).
+
+    Blockwise, with r = s2 * (G^T v) - c (f is a gradient, so H is symmetric):
+    H_vv = 2 G diag(s2) G^T,  H_{v_i, G_pq} = 2 (delta_ip r_q + G_iq s2_q v_p),
+    H_{G_ij, G_pq} = 2 v_i v_p s2_j delta_jq.
+    """
     k, m = G.shape
     N = k + k * m
-    eye = np.eye(N)
-    dv, dG = eye[:, :k], eye[:, k:].reshape(N, k, m)
     r = s2 * (G.T @ v) - c
-    dr = s2 * (np.einsum("nkm,k->nm", dG, v) + np.einsum("km,nk->nm", G, dv))
-    df_v = -2.0 * (np.einsum("nkm,m->nk", dG, r) + np.einsum("km,nm->nk", G, dr))
-    df_G = -2.0 * (np.einsum("nk,m->nkm", dv, r) + np.einsum("k,nm->nkm", v, dr))
-    J = np.concatenate([df_v, df_G.reshape(N, k * m)], axis=1).T   # column i = J e_i
-    return -0.5 * (J + J.T)
+    Gs = G * s2
+    H = np.empty((N, N))
+    Hvv = Gs @ G.T
+    H[:k, :k] = Hvv + Hvv.T                                # symmetric to the last bit
+    vG = np.zeros((k, k, m))
+    vG[np.arange(k), np.arange(k)] = r                     # delta_ip r_q
+    vG += Gs[:, None, :] * v[None, :, None]                # G_iq s2_q v_p
+    H[:k, k:] = 2.0 * vG.reshape(k, k * m)
+    H[k:, :k] = H[:k, k:].T
+    GG = np.zeros((k, m, k, m))
+    idx = np.arange(m)
+    GG[:, idx, :, idx] = 2.0 * np.outer(v, v)[None] * s2[:, None, None]
+    H[k:, k:] = GG.reshape(k * m, k * m)
+    return H
 
 
 def curvature(s2, c, v, G, eig=None) -> Curvature:
