@@ -236,8 +236,8 @@ def _toy_jit():
     import jax
     import jax.numpy as jnp
 
-    def f(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol):
-        return (v0 + ts.sum(), G0 * t1, v0, G0 + s2.sum(), t1 + atol, jnp.int32(0), jnp.zeros(3, jnp.int32))
+    def f(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol, dt0):
+        return (v0 + ts.sum(), G0 * t1, v0, G0 + s2.sum(), t1 + atol + dt0, jnp.int32(0), jnp.zeros(3, jnp.int32))
     return jax.jit(f)
 
 

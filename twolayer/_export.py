@@ -52,7 +52,7 @@ __all__ = ["exported_solver", "stored_codes", "check_times", "export_path", "cle
 
 FORMAT = 1
 MAGIC = b"twolayer-jax-export\n"
-N_IN, N_OUT = 10, 7
+N_IN, N_OUT = 11, 7
 _LOCK = threading.Lock()
 _MEMO: dict = {}          # key -> (Exported, compiled callable)
 _ON_DISK: set = set()     # (folder, key) known to hold a valid file
@@ -120,7 +120,7 @@ def _avals(key: tuple):
     solver, max_steps, batched, k, m, T, chunk = key
     lead = (chunk,) if batched else ()
     s = lambda *shape: jax.ShapeDtypeStruct(lead + shape, jnp.float64)
-    return [s(m), s(m), s(k), s(k, m), jax.ShapeDtypeStruct((T,), jnp.float64)] + [s()] * 5
+    return [s(m), s(m), s(k), s(k, m), jax.ShapeDtypeStruct((T,), jnp.float64)] + [s()] * (N_IN - 5)
 
 
 def stored_codes(compute) -> dict:

@@ -47,6 +47,7 @@ class Job(NamedTuple):
     atol: float
     solver: str
     t1: float              # final time of this integration (its own: slow modes extend it)
+    dt0: float             # first step size tried (explicit: see _make_solve)
 
 
 class Raw(NamedTuple):
@@ -120,11 +121,14 @@ def _make_solve(solver_name: str, max_steps: int, batched: bool):
               "kvaerno5": diffrax.Kvaerno5}[solver_name]()
     term = diffrax.ODETerm(vector_field)
 
-    def solve_one(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol):
+    # dt0 is explicit (a traced value, set by the caller from the fastest time scale): with
+    # dt0=None, Kvaerno5 rejected every step at t = 0 from a near-zero head for 100,000 steps
+    # (about 200 s) although its first proposal, 1e-4, given as dt0, runs (measured).
+    def solve_one(s2, c, v0, G0, ts, t1, steady_rtol, t_hold, rtol, atol, dt0):
         count_compile()          # runs only while tracing
         zero = (jnp.zeros_like(v0), jnp.zeros_like(G0))
         sol = diffrax.diffeqsolve(
-            term, solver, t0=0.0, t1=t1, dt0=None, y0=zero,
+            term, solver, t0=0.0, t1=t1, dt0=dt0, y0=zero,
             args=(s2, c, v0, G0, steady_rtol, t_hold),
             saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
@@ -137,7 +141,7 @@ def _make_solve(solver_name: str, max_steps: int, batched: bool):
                 sol.result._value, stats)
 
     if batched:
-        fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, 0, 0, 0, 0, 0))
+        fn = jax.vmap(solve_one, in_axes=(0, 0, 0, 0, None, 0, 0, 0, 0, 0, 0))
     else:
         fn = solve_one
     return fn
@@ -188,7 +192,7 @@ def _run_single(job: Job, ts_pad, max_steps) -> Raw:
     fn = _solver_fn(job.solver, max_steps, False, k, m, ts_pad, 0, [job.t1])
     with jax.enable_x64(True):
         out = fn(*(_f64(a) for a in (job.s2, job.c, job.v0, job.G0, ts_pad, job.t1, job.steady_rtol,
-                                     job.t_hold, job.rtol, job.atol)))
+                                     job.t_hold, job.rtol, job.atol, job.dt0)))
         out = jax.device_get(out)
     _RAN.add(_key(job.solver, max_steps, False, k, m, ts_pad, 0))
     return _to_raw(out)
@@ -202,7 +206,7 @@ def _run_chunk(jobs: list[Job], ts_pad, max_steps, chunk: int) -> list[Raw]:
     col = lambda name: _f64([getattr(j, name) for j in padded])
     with jax.enable_x64(True):
         out = fn(col("s2"), col("c"), col("v0"), col("G0"), _f64(ts_pad), col("t1"), col("steady_rtol"),
-                 col("t_hold"), col("rtol"), col("atol"))
+                 col("t_hold"), col("rtol"), col("atol"), col("dt0"))
         out = jax.device_get(out)
     return [_to_raw(out, i) for i in range(len(jobs))]
 

@@ -284,21 +284,40 @@ def _is_saddle(curv: Curvature, config: FlowConfig, case=None, v=None, G=None) -
     return bool(np.linalg.norm(r) > 0.1 * np.linalg.norm(case.c))
 
 
+def _hessian_bound(case) -> float:
+    """L = 2 max(s2) (||v0||^2 + ||G0||^2) + 2 ||r_S(y0)||: a bound on the largest eigenvalue
+    of the reduced Hessian at the start (1 / L: the fastest time scale)."""
+    r = case.s2 * (case.G0.T @ case.v0) - case.c
+    return 2.0 * float(np.max(case.s2)) * (float(case.v0 @ case.v0) + float(np.sum(case.G0 ** 2))) \
+        + 2.0 * float(np.linalg.norm(r))
+
+
 def _atol(case, config: FlowConfig) -> float:
     """atol scaled to the displacement scale Delta = ||f(y0)|| / L (module docstring)."""
     if not config.atol_relative:
         return float(config.atol)
     from ._field import field
-    fv, fG, r = field(np, case.s2, case.c, case.v0, case.G0)
+    fv, fG, _ = field(np, case.s2, case.c, case.v0, case.G0)
     fn = float(np.sqrt(np.sum(fv ** 2) + np.sum(fG ** 2)))
-    L = 2.0 * float(np.max(case.s2)) * (float(case.v0 @ case.v0) + float(np.sum(case.G0 ** 2))) \
-        + 2.0 * float(np.linalg.norm(r))
+    L = _hessian_bound(case)
     delta = fn / L if L > 0 else 1.0
     # Never below the rounding noise of the field (EPS * the size of its terms) over the
     # fastest time scale 1 / L: the error estimate cannot resolve less.
     _, scale = steady_measure(np, case.s2, case.c, case.v0, case.G0)
     floor = 10.0 * EPS * scale / L if L > 0 else 0.0
     return max(float(config.atol) * min(delta, 1.0), floor, 1e-300)
+
+
+#: The first step tried, as a fraction of the fastest time scale 1 / L (the controller
+#: grows it by up to 10x per accepted step).
+DT0_FRACTION = 1e-2
+
+
+def _dt0(case, t1: float) -> float:
+    """dt0 = DT0_FRACTION / L, at most t1 / 10 (see :mod:`twolayer._solve` for why explicit)."""
+    L = _hessian_bound(case)
+    dt = DT0_FRACTION / L if L > 0 else t1
+    return float(min(dt, 0.1 * t1)) if t1 > 0 else float(dt)
 
 
 def _prepare(case: _Case, t1: float, ts, config: FlowConfig, codes: dict, want_inf: bool = True, where: str = ""):
@@ -337,7 +356,7 @@ def _prepare(case: _Case, t1: float, ts, config: FlowConfig, codes: dict, want_i
 
 def _job(case: _Case, config: FlowConfig, solver: str, steady_rtol: float) -> _solve.Job:
     return _solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
-                      float(config.rtol), _atol(case, config), solver, float(case.t1))
+                      float(config.rtol), _atol(case, config), solver, float(case.t1), _dt0(case, case.t1))
 
 
 # Integrations per problem at most (retries, saddle escapes, slow modes, fallbacks).
