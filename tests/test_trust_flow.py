@@ -100,12 +100,16 @@ def test_saddle_is_told_from_a_minimum_by_curvature():
 
 
 # ----------------------------------------------------------------------------- LP-FT at tiny eps
-@pytest.mark.parametrize("eps", [1e-9, 4e-9])
+@pytest.mark.parametrize("eps", [1e-9])
 def test_lpft_tiny_eps_is_not_held_at_lp(eps):
     """Before: the LP-FT start was declared stationary and held (LP-FT = LP), L_ood wrong
-    by a factor of 40. The FT stage must move the state as the exact flow does."""
+    by a factor of 40. The FT stage must move the state as the exact flow does. (eps = 4e-9
+    was a second case: the same L_ood(t) / L_ood(inf) to 6 digits; dropped for CI time, its
+    DOP853 reference took 40-58 s.)"""
     p = tl.make_problem(3, 20, 3, 8, 12, eps, shift="small")
-    ts = np.array([0.0, 0.1, 1.0, 10.0])
+    # L_ood(t) / L_ood(inf) - 1 is 3.2e-4 at t = 1 and 1e-6 at t = 2 (measured): at t = 5 the
+    # flow is at its limit to ~1e-13, so the reference there checks t = inf too.
+    ts = np.array([0.0, 0.1, 1.0, 5.0])
     tr = tl.simulate(p, "lpft", np.r_[ts, np.inf])
     ref = simulate_reference(p, "lpft", ts, rtol=1e-13, atol=1e-20)   # DOP853 (LSODA: 5x slower to t = 10)
     L, Lr = tl.ood_loss(p, tr.v, tr.B), tl.ood_loss(p, ref.v, ref.B)
