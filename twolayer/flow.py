@@ -335,8 +335,7 @@ def _prepare(case: _Case, t1: float, ts, config: FlowConfig, codes: dict, want_i
             raw0 = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), case.v0, case.G0, 0.0, codes["event"],
                               np.zeros(3, np.int64))
             tail = _stop_tail(case, raw0, eig, ts, config)
-            if _past_slow_modes(case, 0.0, case.v0, case.G0, eig, config, want_inf, where,
-                                gap=tail[3].limit_gap):
+            if _past_slow_modes(case, 0.0, case.v0, case.G0, tail[3].limit_gap, config, want_inf, where):
                 return
             # Steady at t = 0 and no negative curvature: the closed-form tail from t = 0
             # (exactly the start where f vanishes); certified like any stop.
@@ -366,8 +365,8 @@ _MAX_ROUNDS = 64
 T_SLOW_MAX = 1e16
 
 
-def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, want_inf: bool,
-                     where: str, stopped: bool = True, gap: float | None = None) -> bool:
+def _past_slow_modes(case: _Case, t_e: float, v, G, gap: float, config: FlowConfig, want_inf: bool,
+                     where: str, stopped: bool = True) -> bool:
     """A stop is a steady state only if the tail's limit is a minimum (issue 7 §2).
 
     The tail clamps modes slower than ``tail_eig_rtol * lambda_max`` (:mod:`twolayer.tail`);
@@ -380,13 +379,8 @@ def _past_slow_modes(case: _Case, t_e: float, v, G, eig, config: FlowConfig, wan
     a job was set; raises when it cannot be (no fallback solver, no positive slow rate,
     out of reach, or still unconverged after 3 extensions). With ``stopped=False`` (no
     steady stop by t1 = t_e) the gap is the state's own: whatever is left there is slow.
-    ``gap``: the tail's ``limit_gap`` when the caller has computed the tail already."""
-    if gap is not None:
-        pass
-    elif stopped:
-        gap = linear_tail(case.s2, case.c, v, G, np.array([np.inf]), config.tail_eig_rtol, eig)[2].limit_gap
-    else:
-        gap = minimum_gap(case.s2, case.c, v, G)
+    ``gap``: the tail's ``limit_gap`` after a stop (:func:`_stop_tail`), else the state's
+    :func:`~twolayer.tail.minimum_gap`."""
     tol = limit_gap_tol(config.rtol)
     if gap <= tol:
         return False
@@ -477,8 +471,9 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
         saddle = _is_saddle(curv, config, case, raw.v_end, raw.G_end)
     if want_inf and not steady:
         # Not steady by t1: if only a slow mode is left, integrate on past it (it sets t1 too).
-        if not saddle and _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where,
-                                           stopped=False):
+        if not saddle and _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end,
+                                           minimum_gap(case.s2, case.c, raw.v_end, raw.G_end), config,
+                                           want_inf, where, stopped=False):
             return
         raise SolverFailedError(f"no steady state reached by t_inf_max={t1:g}{where}: raise t_inf_max "
                                 f"(FlowConfig.t_inf_max) or steady_rtol, or ask for finite times only")
@@ -497,8 +492,7 @@ def _retry(case: _Case, raw: _solve.Raw, ts, t1, want_inf, config, codes, where)
             case.job = job._replace(t_hold=case.t_hold)
             return
         tail = _stop_tail(case, raw, eig, ts, config)
-        if _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, eig, config, want_inf, where,
-                            gap=tail[3].limit_gap):
+        if _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, tail[3].limit_gap, config, want_inf, where):
             return
         case.out = ("raw", raw, steady, eig, curv, tail)
     else:
