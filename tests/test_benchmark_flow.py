@@ -52,8 +52,10 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
         t = saved["targets"][name]
         assert t["met"] == (t["value"] >= t["minimum"]) and t["value"] == saved[name]
     assert ("gpu_problems_per_minute" in saved["targets"]) == gpu["is_gpu"]
+    assert "cores_speedup" not in saved["targets"]        # its measure (pinned processes) was skipped
     out = capsys.readouterr().out
     assert "reduced LSODA" in out and "benchmark_flow.json" in out
+    assert "not measured: it needs the pinned processes" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]
 
 

@@ -238,11 +238,16 @@ def workers_for(workers: int | None) -> int:
         return max(1, int(workers))
     env = os.environ.get(THREADS_ENV, "").strip()
     if env:
-        if not env.isdigit() or int(env) < 1:
+        try:
+            n = int(env, 10) if env.isascii() else 0
+        except ValueError:
+            n = 0
+        if n < 1:
             from .errors import TwoLayerInputError
-            raise TwoLayerInputError(THREADS_ENV, f"must be a positive integer, got {env!r}",
-                                     f"unset it, or set e.g. {THREADS_ENV}=2")
-        return int(env)
+            raise TwoLayerInputError(THREADS_ENV, f"(an environment variable) must be a positive integer, "
+                                                  f"got {env!r}",
+                                     f"unset it, set e.g. {THREADS_ENV}=2, or pass workers=N")
+        return n
     return THREADS_PER_CORE * cpu_cores()
 
 

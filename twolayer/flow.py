@@ -214,7 +214,8 @@ def _check_config(config: FlowConfig) -> FlowConfig:
     if config.batching not in BATCHINGS:
         raise TwoLayerInputError("batching", f"unknown batching {config.batching!r}", f"use one of {BATCHINGS}")
     if config.workers is not None and (int(config.workers) != config.workers or config.workers < 1):
-        raise TwoLayerInputError("workers", f"must be None or an integer >= 1, got {config.workers!r}")
+        raise TwoLayerInputError("workers", f"must be None or an integer >= 1, got {config.workers!r}",
+                                 "pass None (two threads per core), 1 (no threads) or N >= 1")
     if int(config.chunk) != config.chunk or config.chunk < 1:
         raise TwoLayerInputError("chunk", f"must be an integer >= 1, got {config.chunk!r}")
     return config
