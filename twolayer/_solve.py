@@ -171,8 +171,7 @@ def _solver_fn(solver: str, max_steps: int, batched: bool, k: int, m: int, ts_pa
 
 
 def _f64(a) -> np.ndarray:
-    """float64 NumPy input: jax takes it as is (a jnp.asarray per argument cost more host
-    time, under the GIL, than the checks of a whole solve)."""
+    """float64 NumPy input, which the solver takes as is (no jnp.asarray per argument)."""
     return np.asarray(a, dtype=np.float64)
 
 
@@ -221,8 +220,10 @@ def cpu_cores() -> int:
 
 #: Threads per core for ``workers=None``. Each thread spends part of a problem in Python
 #: (the policy, under the GIL) and part waiting for XLA; a second thread per core fills
-#: those gaps. Measured on 2 cores, 20 problems, median of 8 (1 thread = 1.0): 2 threads
-#: 1.53x, 3 threads 1.87x, 4 threads 2.05x (experiments.benchmark_flow).
+#: those gaps. Measured with ``simulate_batch`` on 2 cores, 20 benchmark_flow problems,
+#: median of 8 (1 thread = 1.0): 2 threads 1.53x, 3 threads 1.87x, 4 threads 2.05x. (Much
+#: of that gain is one thread's own inefficiency: a process pinned to one core was 1.4-1.55x
+#: slower than both cores with 4 threads.)
 THREADS_PER_CORE = 2
 
 
