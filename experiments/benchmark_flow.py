@@ -220,21 +220,28 @@ def fresh_first_solve(seed, shape, t_max, n_times) -> dict:
     return out
 
 
-def cold_process(seed, count, shape, t_max, n_times, cache: str | None, child: str = _CHILD) -> dict:
-    """Time the first call in a new process; ``cache``: a persistent-cache folder, or None
-    for the one configured (``$TWOLAYER_JAX_CACHE`` or the default)."""
+def _run_child(child: str, args: dict, what: str, cache: str | None = None) -> dict:
+    """Run ``child`` (Python source) in a fresh process with ``args`` as JSON; returns the
+    JSON of its last output line. ``cache``: a persistent-cache folder for it, or None for
+    the one configured (``$TWOLAYER_JAX_CACHE`` or the default)."""
     env = dict(os.environ)
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # this process already holds the GPU's memory
     if cache is not None:
         env["TWOLAYER_JAX_CACHE"] = cache
     repo = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
-    arg = json.dumps(dict(seed=seed, count=count, shape=shape, t_max=t_max, n_times=n_times))
-    res = subprocess.run([sys.executable, "-c", child, arg], env=env, capture_output=True, text=True,
-                         timeout=900)
+    res = subprocess.run([sys.executable, "-c", child, json.dumps(args)], env=env, capture_output=True,
+                         text=True, timeout=900)
     if res.returncode != 0:
-        raise RuntimeError(f"cold-process benchmark failed (exit {res.returncode}): {res.stderr[-2000:]}")
+        raise RuntimeError(f"{what} benchmark failed (exit {res.returncode}): {res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def cold_process(seed, count, shape, t_max, n_times, cache: str | None, child: str = _CHILD) -> dict:
+    """Time the first call in a new process; ``cache``: a persistent-cache folder, or None
+    for the one configured (``$TWOLAYER_JAX_CACHE`` or the default)."""
+    return _run_child(child, dict(seed=seed, count=count, shape=shape, t_max=t_max, n_times=n_times),
+                      "cold-process", cache)
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -387,16 +394,9 @@ def pinned_cores(seed, count, shape, t_max, n_times, repeats: int) -> dict | str
     first = min(os.sched_getaffinity(0))
     out = {}
     for label, cores in (("one_core", [first]), ("all_cores", None)):
-        arg = json.dumps(dict(seed=seed, count=count, shape=shape, t_max=t_max, n_times=n_times,
-                              repeats=max(1, repeats), cores=cores))
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent) + os.pathsep
-                   + os.environ.get("PYTHONPATH", ""))
-        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        res = subprocess.run([sys.executable, "-c", _CHILD_CORES, arg], env=env, capture_output=True,
-                             text=True, timeout=900)
-        if res.returncode != 0:
-            raise RuntimeError(f"pinned-core benchmark failed (exit {res.returncode}): {res.stderr[-2000:]}")
-        got = json.loads(res.stdout.strip().splitlines()[-1])
+        got = _run_child(_CHILD_CORES, dict(seed=seed, count=count, shape=shape, t_max=t_max,
+                                            n_times=n_times, repeats=max(1, repeats), cores=cores),
+                         "pinned-core")
         out[label] = dict(seconds=min(got["walls"]), walls=got["walls"], n_cores=len(got["cores"]))
     out["speedup"] = out["one_core"]["seconds"] / out["all_cores"]["seconds"]
     return out

@@ -293,14 +293,14 @@ def _hessian_bound(case) -> float:
         + 2.0 * float(np.linalg.norm(r))
 
 
-def _atol(case, config: FlowConfig) -> float:
-    """atol scaled to the displacement scale Delta = ||f(y0)|| / L (module docstring)."""
+def _atol(case, config: FlowConfig, L: float) -> float:
+    """atol scaled to the displacement scale Delta = ||f(y0)|| / L (module docstring;
+    L = :func:`_hessian_bound`)."""
     if not config.atol_relative:
         return float(config.atol)
     from ._field import field
     fv, fG, _ = field(np, case.s2, case.c, case.v0, case.G0)
     fn = float(np.sqrt(np.sum(fv ** 2) + np.sum(fG ** 2)))
-    L = _hessian_bound(case)
     delta = fn / L if L > 0 else 1.0
     # Never below the rounding noise of the field (EPS * the size of its terms) over the
     # fastest time scale 1 / L: the error estimate cannot resolve less.
@@ -314,9 +314,8 @@ def _atol(case, config: FlowConfig) -> float:
 DT0_FRACTION = 1e-2
 
 
-def _dt0(case, t1: float) -> float:
+def _dt0(L: float, t1: float) -> float:
     """dt0 = DT0_FRACTION / L, at most t1 / 10 (see :mod:`twolayer._solve` for why explicit)."""
-    L = _hessian_bound(case)
     dt = DT0_FRACTION / L if L > 0 else t1
     return float(min(dt, 0.1 * t1)) if t1 > 0 else float(dt)
 
@@ -355,8 +354,9 @@ def _prepare(case: _Case, t1: float, ts, config: FlowConfig, codes: dict, want_i
 
 
 def _job(case: _Case, config: FlowConfig, solver: str, steady_rtol: float) -> _solve.Job:
+    L = _hessian_bound(case)
     return _solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
-                      float(config.rtol), _atol(case, config), solver, float(case.t1), _dt0(case, case.t1))
+                      float(config.rtol), _atol(case, config, L), solver, float(case.t1), _dt0(L, case.t1))
 
 
 # Integrations per problem at most (retries, saddle escapes, slow modes, fallbacks).
