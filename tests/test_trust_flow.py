@@ -348,6 +348,35 @@ def test_map_and_vmap_batching_agree_on_cpu():
         assert a.result is b.result
 
 
+def test_vmap_groups_in_flight_give_serial_numbers():
+    """batching="vmap" drives groups of one chunk on driver threads (one group's policy
+    overlaps another's solve): bitwise the numbers of one thread, in order, with a failure
+    kept at its problem; chunk=None takes the backend's width (64 on the CPU); the solver
+    seconds counter moves."""
+    from twolayer import _solve
+    from twolayer.errors import SolverStepLimitError
+    ps = [tl.make_problem(s, 12, 2, 5, 8, 0.1, head_init="gaussian") for s in range(7)]
+    ts = np.array([0.0, 0.5, 2.0, np.inf])
+    one = tl.simulate_batch(ps, "ft", ts, batching="vmap", chunk=2, workers=1)
+    s0 = _solve.solve_seconds()
+    many = tl.simulate_batch(ps, "ft", ts, batching="vmap", chunk=2, workers=4)   # 4 groups, 3 drivers
+    assert _solve.solve_seconds() > s0
+    for a, b in zip(one, many):
+        assert np.array_equal(a.B, b.B) and np.array_equal(a.v, b.v) and a.result is b.result
+    assert _solve.has_run("dopri8", tl.FlowConfig().max_steps, 2, ps[0].m, _solve.pad_times(ts[:3]), 2)
+    assert tl.FlowConfig().chunk is None and _solve.default_chunk() == 64       # jax on the CPU here
+    dflt = tl.simulate_batch(ps[:3], "ft", ts, batching="vmap", workers=2)
+    for a, b in zip(one, dflt):
+        np.testing.assert_allclose(a.B, b.B, atol=1e-12)
+    # a step-limit failure stays at its problem in a group of its own
+    out = tl.simulate_batch(ps[:5], "ft", [0.0, 50.0], batching="vmap", chunk=2, workers=4, max_steps=5,
+                            fallback_solver=None, throw=False)
+    assert all(isinstance(o, SolverStepLimitError) and f"problem {i} of the batch" in str(o)
+               for i, o in enumerate(out))
+    with pytest.raises(tl.TwoLayerInputError, match="chunk"):
+        tl.simulate_batch(ps[:2], "ft", ts, batching="vmap", chunk=0)
+
+
 def test_threads_give_one_threads_numbers_and_restore_blas():
     """simulate_batch's default threads (two per core, BLAS held to one thread while they
     run): bitwise the numbers of one thread, in order; a failure stays at its problem

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -26,12 +27,15 @@ from ._field import field, steady_measure
 from ._export import check_times, exported_solver, stored_codes
 from ._jaxcache import count_compile, enable_persistent_cache
 
-__all__ = ["SOLVERS", "Job", "Raw", "integrate", "pad_times", "default_batching"]
+__all__ = ["SOLVERS", "Job", "Raw", "integrate", "pad_times", "default_batching", "default_chunk",
+           "solve_seconds"]
 
 SOLVERS = ("dopri8", "tsit5", "kvaerno5")
 _FNS: dict = {}
 _FNS_LOCK = threading.Lock()
 _RAN: set = set()         # (solver, max_steps, batched, k, m, T, chunk) solved once in this process
+_SOLVE_S = [0.0]          # seconds spent in solver calls (summed over threads), see solve_seconds
+_SOLVE_LOCK = threading.Lock()
 
 
 class Job(NamedTuple):
@@ -72,6 +76,30 @@ def default_batching() -> str:
     """"vmap" on a GPU/TPU, "map" (a thread pool of single solves) on the CPU."""
     import jax
     return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+#: Problems per vmapped chunk by default (``FlowConfig.chunk=None``): on the CPU, where
+#: vmap is only used when asked for, a small chunk; on a GPU, a chunk wide enough to fill
+#: the device (measured with ``experiments.benchmark_flow --gpu-chunks``, see the README).
+DEFAULT_CHUNK = {"cpu": 64, "gpu": 4096}
+
+
+def default_chunk() -> int:
+    """Problems per vmapped chunk for ``FlowConfig.chunk=None`` on jax's default backend."""
+    import jax
+    return DEFAULT_CHUNK.get(jax.default_backend(), DEFAULT_CHUNK["gpu"])
+
+
+def solve_seconds() -> float:
+    """Wall seconds spent inside solver calls in this process, summed over threads (calls
+    that overlap count each; on a GPU, whose calls run one at a time, it is the device's
+    share of a batch: the benchmark reports it beside the batch's wall time)."""
+    return _SOLVE_S[0]
+
+
+def _count_solve(t0: float) -> None:
+    with _SOLVE_LOCK:
+        _SOLVE_S[0] += time.perf_counter() - t0
 
 
 def result_codes():
@@ -179,20 +207,22 @@ def _key(solver: str, max_steps: int, batched: bool, k: int, m: int, ts_pad, chu
     return (solver, int(max_steps), bool(batched), int(k), int(m), len(ts_pad), int(chunk))
 
 
-def has_run(solver: str, max_steps: int, k: int, m: int, ts_pad) -> bool:
-    """Whether a single solve of these shapes already ran in this process (so a new one
-    neither traces nor compiles: threads may start together)."""
-    return _key(solver, max_steps, False, k, m, ts_pad, 0) in _RAN
+def has_run(solver: str, max_steps: int, k: int, m: int, ts_pad, chunk: int = 0) -> bool:
+    """Whether a solve of these shapes (single, or a vmapped ``chunk``) already ran in this
+    process (so a new one neither traces nor compiles: threads may start together)."""
+    return _key(solver, max_steps, chunk > 0, k, m, ts_pad, chunk) in _RAN
 
 
 def _run_single(job: Job, ts_pad, max_steps) -> Raw:
     import jax
     k, m = np.shape(job.G0)
     fn = _solver_fn(job.solver, max_steps, False, k, m, ts_pad, 0, [job.t1])
+    t0 = time.perf_counter()
     with jax.enable_x64(True):
         out = fn(*(_f64(a) for a in (job.s2, job.c, job.v0, job.G0, ts_pad, job.t1, job.steady_rtol,
                                      job.t_hold, job.rtol, job.atol, job.dt0)))
         out = jax.device_get(out)
+    _count_solve(t0)
     _RAN.add(_key(job.solver, max_steps, False, k, m, ts_pad, 0))
     return _to_raw(out)
 
@@ -203,10 +233,13 @@ def _run_chunk(jobs: list[Job], ts_pad, max_steps, chunk: int) -> list[Raw]:
     fn = _solver_fn(jobs[0].solver, max_steps, True, k, m, ts_pad, chunk, [j.t1 for j in jobs])
     padded = list(jobs) + [jobs[-1]] * (chunk - len(jobs))
     col = lambda name: _f64([getattr(j, name) for j in padded])
+    t0 = time.perf_counter()
     with jax.enable_x64(True):
         out = fn(col("s2"), col("c"), col("v0"), col("G0"), _f64(ts_pad), col("t1"), col("steady_rtol"),
                  col("t_hold"), col("rtol"), col("atol"), col("dt0"))
         out = jax.device_get(out)
+    _count_solve(t0)
+    _RAN.add(_key(jobs[0].solver, max_steps, True, k, m, ts_pad, chunk))
     return [_to_raw(out, i) for i in range(len(jobs))]
 
 

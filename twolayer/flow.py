@@ -112,7 +112,8 @@ class FlowConfig(NamedTuple):
         is held to one thread per caller (``threadpoolctl``): with OpenBLAS's own threads on
         top, 2 threads were no faster than 1 on 2 cores and 16 threads 12x slower than 1 on
         a 16-core host. Measured: see ``experiments.benchmark_flow`` and the README.
-    chunk : problems per vmapped chunk (fixed: batches are padded to it).
+    chunk : problems per vmapped chunk (fixed: batches are padded to it). None: 64 on the
+        CPU, a measured width on a GPU (``twolayer._solve.DEFAULT_CHUNK``).
     """
 
     rtol: float = 1e-10
@@ -129,7 +130,7 @@ class FlowConfig(NamedTuple):
     fallback_solver: str | None = "kvaerno5"
     batching: str = "auto"
     workers: int | None = None
-    chunk: int = 64
+    chunk: int | None = None
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -216,8 +217,9 @@ def _check_config(config: FlowConfig) -> FlowConfig:
     if config.workers is not None and (int(config.workers) != config.workers or config.workers < 1):
         raise TwoLayerInputError("workers", f"must be None or an integer >= 1, got {config.workers!r}",
                                  "pass None (two threads per core), 1 (no threads) or N >= 1")
-    if int(config.chunk) != config.chunk or config.chunk < 1:
-        raise TwoLayerInputError("chunk", f"must be an integer >= 1, got {config.chunk!r}")
+    if config.chunk is not None and (int(config.chunk) != config.chunk or config.chunk < 1):
+        raise TwoLayerInputError("chunk", f"must be None or an integer >= 1, got {config.chunk!r}",
+                                 "pass None (the backend's default width) or N >= 1")
     return config
 
 
@@ -361,6 +363,10 @@ def _job(case: _Case, config: FlowConfig, solver: str, steady_rtol: float) -> _s
 
 # Integrations per problem at most (retries, saddle escapes, slow modes, fallbacks).
 _MAX_ROUNDS = 64
+
+# Groups of one vmapped chunk in flight at once (simulate_batch, batching="vmap"): one
+# solving while the others run their policy on the threads.
+_VMAP_DRIVERS = 3
 
 # How far a slow mode may push the integration (beyond: raise, the limit is out of reach).
 T_SLOW_MAX = 1e16
@@ -658,9 +664,11 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
         if cs.job is None:
             finalize(i)
 
+    chunk = int(config.chunk) if config.chunk is not None else _solve.default_chunk()
+
     def integrate(jobs, pool_):
         return _solve.integrate(jobs, ts_pad, max_steps=int(config.max_steps), batching=batching,
-                                chunk=int(config.chunk), workers=config.workers, pool=pool_)
+                                chunk=chunk, workers=config.workers, pool=pool_)
 
     if batching == "map":
         # One pipeline per problem (prepare, integrate, retry, certify), so that the threads
@@ -683,13 +691,29 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
             first += 1
         pmap(guarded(drive), range(first, len(cases)))
     else:
-        pmap(guarded(prepare), range(len(cases)))
-        for _ in range(_MAX_ROUNDS):
-            pending = [i for i, cs in enumerate(cases) if cs.job is not None and cs.error is None]
-            if not pending:
-                break
-            raw_of = dict(zip(pending, integrate([cases[i].job for i in pending], pool)))
-            pmap(guarded(lambda i: after(i, raw_of[i])), pending)
+        # vmap: groups of one chunk, each driven through its rounds (prepare, one padded
+        # solve of its pending jobs, the retry policy) by a driver thread of its own, so that
+        # one group's policy work (on the pool) overlaps another group's solve.
+        k, m = cases[0].G0.shape
+
+        def drive_group(idx):
+            pmap(guarded(prepare), idx)
+            for _ in range(_MAX_ROUNDS):
+                pending = [i for i in idx if cases[i].job is not None and cases[i].error is None]
+                if not pending:
+                    return
+                raw_of = dict(zip(pending, integrate([cases[i].job for i in pending], None)))
+                pmap(guarded(lambda i: after(i, raw_of[i])), pending)
+
+        groups = [range(a, min(a + chunk, len(cases))) for a in range(0, len(cases), chunk)]
+        if pool is None or len(groups) == 1:
+            for idx in groups:
+                drive_group(idx)
+        else:
+            if not _solve.has_run(config.solver, config.max_steps, k, m, ts_pad, chunk):
+                drive_group(groups.pop(0))        # alone: it may trace and compile
+            with ThreadPoolExecutor(max_workers=_VMAP_DRIVERS) as drivers:
+                list(drivers.map(drive_group, groups))
     for i, cs in enumerate(cases):
         if cs.error is None and i in done:
             cs.out = done[i]
