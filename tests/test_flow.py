@@ -100,6 +100,29 @@ def test_tail_hessian_matches_finite_differences():
     np.testing.assert_allclose(H, H.T, atol=0)
 
 
+@settings(max_examples=60)
+@given(k=st.integers(1, 6), m=st.integers(1, 12), seed=st.integers(0, 2**31 - 1),
+       state=st.sampled_from(["random", "v = 0", "r = 0", "v = 0 and r = 0", "tiny v"]))
+def test_reduced_eigh_is_the_dense_eigh(k, m, seed, state):
+    """tail.reduced_eigh (eigh on an invariant subspace of dimension <= 2k + m - 1, its
+    complement in the null space) gives np.linalg.eigh's eigenvalues of the reduced Hessian
+    and an orthonormal eigenbasis of it, at stops (r = 0), saddles (v = 0) and anywhere."""
+    from twolayer.tail import reduced_eigh, reduced_hessian
+    rng = np.random.default_rng(seed)
+    s2 = rng.uniform(1e-2, 4.0, m) ** 2
+    G = rng.standard_normal((k, m))
+    v = np.zeros(k) if state.startswith("v = 0") else rng.standard_normal(k) * (1e-150 if state == "tiny v" else 1)
+    c = s2 * (G.T @ v) if state.endswith("r = 0") else rng.standard_normal(m)
+    H = reduced_hessian(s2, c, v, G)
+    lam0 = np.linalg.eigvalsh(H)
+    lam, E = reduced_eigh(s2, c, v, G)
+    top = max(np.abs(lam0).max(), 1e-300)
+    assert lam.shape == lam0.shape and E.shape == H.shape and np.all(np.diff(lam) >= 0)
+    assert np.abs(lam - lam0).max() <= 1e-13 * top
+    assert np.abs(E.T @ E - np.eye(lam.size)).max() <= 1e-13
+    assert np.abs(H @ E - E * lam).max() <= 1e-13 * top
+
+
 def test_noise_floor_case_reaches_steady_state():
     """A large random head: Dopri8's stiff-mode noise keeps ||f||/scale near 1e-10; the
     default rule still fires, and the result agrees with the independent full-state reference."""

@@ -77,7 +77,7 @@ from .errors import (SolverCertificateError, SolverError, SolverFailedError, Sol
                      TwoLayerInputError)
 from .methods import METHODS, Method, get_method
 from .problem import Problem
-from .tail import Curvature, curvature, linear_tail, minimum_gap, reduced_hessian, slow_rate
+from .tail import Curvature, curvature, linear_tail, minimum_gap, reduced_eigh, slow_rate
 from .trajectory import FlowResult, Trajectory
 
 __all__ = ["FlowConfig", "FlowResult", "simulate", "simulate_batch", "compile_count", "cache_dir",
@@ -267,7 +267,7 @@ class _Case:
 
 
 def _eig_at(case, v, G):
-    return np.linalg.eigh(reduced_hessian(case.s2, case.c, v, G))
+    return reduced_eigh(case.s2, case.c, v, G)
 
 
 def _size(case, v, G) -> float:

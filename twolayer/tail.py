@@ -37,7 +37,7 @@ import numpy as np
 from ._field import field, second_order_remainder
 from ._spectral import null_cut, spectral_flow
 
-__all__ = ["TailInfo", "Curvature", "reduced_hessian", "curvature", "linear_tail", "minimum_gap", "slow_rate"]
+__all__ = ["TailInfo", "Curvature", "reduced_hessian", "reduced_eigh", "curvature", "linear_tail", "minimum_gap", "slow_rate"]
 
 
 class TailInfo(NamedTuple):
@@ -119,6 +119,63 @@ def reduced_hessian(s2, c, v, G) -> np.ndarray:
     return H
 
 
+def _unit_and_complement(u: np.ndarray):
+    """([u / |u|] as an (n, 1) matrix, or (n, 0) for u = 0; an orthonormal basis of its
+    orthogonal complement), the complement from a Householder reflection (exactly
+    orthonormal up to rounding)."""
+    n = u.size
+    nu = float(np.linalg.norm(u))
+    if nu == 0.0:
+        return np.zeros((n, 0)), np.eye(n)
+    x = u / nu
+    alpha = -1.0 if x[0] >= 0 else 1.0
+    w = x.copy()
+    w[0] -= alpha
+    w /= np.linalg.norm(w)
+    reflect = np.eye(n) - 2.0 * np.outer(w, w)     # maps x to alpha e_1; symmetric, orthogonal
+    return x[:, None], reflect[:, 1:]
+
+
+def reduced_eigh(s2, c, v, G):
+    """(lam, E): the eigendecomposition of :func:`reduced_hessian` (ascending, E orthonormal),
+    with the dense eigensolver run on an invariant subspace of dimension at most k + m + k - 1
+    instead of k + k m.
+
+    For y = (a, B), the G part of H y is 2 (a r^T + v (s2 * G^T a)^T) + 2 v (s2 * B^T v)^T
+    (the blocks of :func:`reduced_hessian`): H maps everything into
+    R^k (+) {a' r^T + v x^T}. With v^ = v / |v|, r^ = r / |r| and V', R' orthonormal bases
+    of their complements, {v^ e_j^T} and {V'_a r^T} are an orthonormal basis Q of that G
+    subspace, and {V'_a R'_b^T} one of its complement. span(Q) contains range(H), so it is
+    invariant: the eigenpairs of Q^T H Q, mapped by Q, are eigenpairs of H, and the
+    complement lies in null(H) (eigenvalue 0, exactly). The same output as
+    ``np.linalg.eigh(reduced_hessian(...))`` up to rounding (tests/test_tail.py), at a
+    quarter of its cost for k = 5, m = 40 (the eigh in the policy after every stop).
+    """
+    k, m = G.shape
+    H = reduced_hessian(s2, c, v, G)
+    r = s2 * (G.T @ v) - c
+    v_hat, V_c = _unit_and_complement(np.asarray(v, np.float64))
+    r_hat, R_c = _unit_and_complement(np.asarray(r, np.float64))
+    Q = np.hstack([np.kron(v_hat, np.eye(m)), np.kron(V_c, r_hat)])     # (k m, p), rows i*m + j
+    Q_null = np.kron(V_c, R_c)                                          # (k m, k m - p)
+    p = Q.shape[1]
+    HQ = H[:, k:] @ Q
+    Hr = np.empty((k + p, k + p))
+    Hr[:k, :k] = H[:k, :k]
+    Hr[:k, k:] = HQ[:k]
+    Hr[k:, :k] = HQ[:k].T
+    Hr[k:, k:] = Q.T @ HQ[k:]
+    mu, W = np.linalg.eigh(0.5 * (Hr + Hr.T))
+    N = k + k * m
+    E = np.zeros((N, N))
+    E[:k, :k + p] = W[:k]
+    E[k:, :k + p] = Q @ W[k:]
+    E[k:, k + p:] = Q_null
+    lam = np.concatenate([mu, np.zeros(N - k - p)])
+    order = np.argsort(lam, kind="stable")
+    return lam[order], E[:, order]
+
+
 def curvature(s2, c, v, G, eig=None) -> Curvature:
     """Most negative curvature of the reduced loss at (v, G) and the escape-time estimate.
 
@@ -127,7 +184,7 @@ def curvature(s2, c, v, G, eig=None) -> Curvature:
     """
     fv, fG, _ = _field_np(s2, c, v, G)
     f = np.concatenate([fv, fG.ravel()])
-    lam, E = eig if eig is not None else np.linalg.eigh(reduced_hessian(s2, c, v, G))
+    lam, E = eig if eig is not None else reduced_eigh(s2, c, v, G)
     lmin, lmax = float(lam[0]), float(max(lam[-1], 0.0))
     if lmin >= 0:
         return Curvature(lmin, lmax, 0.0, float("inf"))
@@ -145,7 +202,7 @@ def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8, eig=None):
     k, m = G_e.shape
     fv, fG, _ = _field_np(s2, c, v_e, G_e)
     f = np.concatenate([fv, fG.ravel()])
-    lam, E = eig if eig is not None else np.linalg.eigh(reduced_hessian(s2, c, v_e, G_e))
+    lam, E = eig if eig is not None else reduced_eigh(s2, c, v_e, G_e)
     cut = null_cut(lam, eig_rtol, indefinite=True)
     taus = np.asarray(taus, dtype=np.float64)
     z, info = spectral_flow(lam, E, f, taus, rate=1.0, cut=cut)
