@@ -49,13 +49,17 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
             assert gpu[batching]["problems_per_minute"] > 0
     assert {"first_call", "new_size", "warm", "naive", "lsoda", "accuracy"} <= set(saved["phase_seconds"])
     for name in ("speedup_new_size_vs_naive", "speedup_new_size_vs_lsoda"):
-        t = saved["targets"][name]
-        assert t["met"] == (t["value"] >= t["minimum"]) and t["value"] == saved[name]
+        t = saved["targets"][name]                # 3 problems, peers on 2: shown, not judged
+        assert t["met"] is None and "the target is for 20" in t["not_judged"] and t["value"] == saved[name]
+    res20 = dict(saved, n_call=20, n_baseline=20)
+    for name, t in bf.targets(res20).items():     # the target's setup: judged
+        assert t["met"] == (t["value"] >= t["minimum"]) and t["not_judged"] is None
     assert ("gpu_problems_per_minute" in saved["targets"]) == gpu["is_gpu"]
     assert "cores_speedup" not in saved["targets"]        # its measure (pinned processes) was skipped
     out = capsys.readouterr().out
     assert "reduced LSODA" in out and "benchmark_flow.json" in out
     assert "not measured: it needs the pinned processes" in out
+    assert "not judged (3 problems, peers timed on 2" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -285,30 +284,18 @@ def workers_for(workers: int | None) -> int:
     return THREADS_PER_CORE * cpu_cores()
 
 
-def integrate(jobs: list[Job], ts_pad: np.ndarray, *, max_steps: int, batching: str,
-              chunk: int, workers: int | None, pool: ThreadPoolExecutor | None = None) -> list[Raw]:
-    """Integrate every job; returns one :class:`Raw` per job (in order)."""
+def integrate(jobs: list[Job], ts_pad: np.ndarray, *, max_steps: int, batching: str, chunk: int) -> list[Raw]:
+    """Integrate every job on the calling thread (the caller runs problems or chunks on its
+    own threads: :mod:`twolayer.flow`); returns one :class:`Raw` per job (in order). With
+    "vmap" the jobs run in padded chunks of ``chunk``, one solver at a time."""
     enable_persistent_cache()
-    if not jobs:
-        return []
     if batching == "vmap":
         out: list[Raw | None] = [None] * len(jobs)
         groups: dict[str, list[int]] = {}
         for i, j in enumerate(jobs):
             groups.setdefault(j.solver, []).append(i)
-        tasks = [idx[a:a + chunk] for idx in groups.values() for a in range(0, len(idx), chunk)]
-        run = lambda idx: _run_chunk([jobs[i] for i in idx], ts_pad, max_steps, chunk)
-        if pool is not None and len(tasks) > 1:
-            results = [run(tasks[0])] + list(pool.map(run, tasks[1:]))
-        else:
-            results = [run(t) for t in tasks]
-        for idx, res in zip(tasks, results):
-            for i, r in zip(idx, res):
+        for idx in (idx[a:a + chunk] for idx in groups.values() for a in range(0, len(idx), chunk)):
+            for i, r in zip(idx, _run_chunk([jobs[i] for i in idx], ts_pad, max_steps, chunk)):
                 out[i] = r
         return out
-    run = lambda j: _run_single(j, ts_pad, max_steps)
-    if pool is not None and len(jobs) > 1:
-        # The first solve alone (it may trace and compile), then the rest in parallel.
-        first = run(jobs[0])
-        return [first] + list(pool.map(run, jobs[1:]))
-    return [run(j) for j in jobs]
+    return [_run_single(j, ts_pad, max_steps) for j in jobs]

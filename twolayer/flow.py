@@ -666,9 +666,8 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
 
     chunk = int(config.chunk) if config.chunk is not None else _solve.default_chunk()
 
-    def integrate(jobs, pool_):
-        return _solve.integrate(jobs, ts_pad, max_steps=int(config.max_steps), batching=batching,
-                                chunk=chunk, workers=config.workers, pool=pool_)
+    def integrate(jobs):
+        return _solve.integrate(jobs, ts_pad, max_steps=int(config.max_steps), batching=batching, chunk=chunk)
 
     if batching == "map":
         # One pipeline per problem (prepare, integrate, retry, certify), so that the threads
@@ -681,7 +680,7 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
             for _ in range(_MAX_ROUNDS):
                 if cases[i].job is None:
                     return
-                (raw,) = integrate([cases[i].job], None)
+                (raw,) = integrate([cases[i].job])
                 ran[0] = True
                 after(i, raw)
 
@@ -702,7 +701,7 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
                 pending = [i for i in idx if cases[i].job is not None and cases[i].error is None]
                 if not pending:
                     return
-                raw_of = dict(zip(pending, integrate([cases[i].job for i in pending], None)))
+                raw_of = dict(zip(pending, integrate([cases[i].job for i in pending])))
                 pmap(guarded(lambda i: after(i, raw_of[i])), pending)
 
         groups = [range(a, min(a + chunk, len(cases))) for a in range(0, len(cases), chunk)]
