@@ -484,7 +484,7 @@ def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
                host_cpu_count=os.cpu_count())
     t0 = time.perf_counter()
     ps = make_problems(seed, 200_000, n, shape)
-    log.phase("gpu_make_problems", time.perf_counter() - t0, f"({n} problems)")
+    log.phase(f"{out['backend']}_make_problems", time.perf_counter() - t0, f"({n} problems)")
     warm = make_problems(seed, 300_000, 3, shape)
     runs = [("vmap", n, c) for c in (chunks or [None])] + ([("map", min(n, n_map), None)] if n_map else [])
     for batching, count, chunk in runs:
@@ -506,8 +506,9 @@ def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
                         problems_per_minute=count / wall * 60.0, solver_call_seconds=solve_s,
                         mean_steps=float(np.mean(steps)) if steps else None,
                         max_steps=int(np.max(steps)) if steps else None)
-        log.phase(f"gpu_{key}", wall, f"({count} problems: {count / wall * 60:.3g} problems/min, "
-                                      f"{failed} failed; in solver calls {solve_s or float('nan'):.2f}s; "
+        log.phase(f"{out['backend']}_{key}", wall, f"({count} problems: {count / wall * 60:.3g} problems/min, "
+                                      f"{failed} failed; in solver calls {solve_s or float('nan'):.2f}s "
+                                      f"summed over threads; "
                                       f"steps mean {out[key]['mean_steps'] or float('nan'):.0f} max "
                                       f"{out[key]['max_steps'] or 0}; warm-up {tw:.2f}s)")
     runs_ok = {k: out[k] for k in out if k.startswith("vmap")
@@ -566,7 +567,7 @@ def table(res: dict) -> str:
             if isinstance(g.get(b), dict):
                 r = g[b]
                 solver = "" if r.get("solver_call_seconds") is None else \
-                    f", {r['solver_call_seconds']:.1f} s in solver calls"
+                    f", {r['solver_call_seconds']:.1f} s in solver calls (summed over threads: may exceed the wall)"
                 rows.append((f"{g['backend']} {b}: {r['n_problems']} problems", f"{r['seconds']:.2f} s",
                              f"{r['problems_per_minute']:.3g} problems/min, {r['failed']} failed"
                              + (f", chunk {r['chunk']}" if r.get("chunk") else "") + solver))

@@ -408,7 +408,7 @@ def test_threads_env_sets_the_default_and_bad_values_say_what_to_do(monkeypatch)
     assert workers_for(None) == 3 and workers_for(5) == 5
     for bad in ("0", "two", "-1", "2.0", "\u00b2"):
         monkeypatch.setenv(THREADS_ENV, bad)
-        with pytest.raises(tl.TwoLayerInputError, match=THREADS_ENV):
+        with pytest.raises(tl.TwoLayerInputError, match=f"environment variable `{THREADS_ENV}`: must be a posi"):
             workers_for(None)
 
 

@@ -277,9 +277,9 @@ def workers_for(workers: int | None) -> int:
             n = 0
         if n < 1:
             from .errors import TwoLayerInputError
-            raise TwoLayerInputError(THREADS_ENV, f"(an environment variable) must be a positive integer, "
-                                                  f"got {env!r}",
-                                     f"unset it, set e.g. {THREADS_ENV}=2, or pass workers=N")
+            raise TwoLayerInputError(THREADS_ENV, f"must be a positive integer, got {env!r}",
+                                     f"unset it, set e.g. {THREADS_ENV}=2, or pass workers=N",
+                                     kind="environment variable")
         return n
     return THREADS_PER_CORE * cpu_cores()
 

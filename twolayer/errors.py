@@ -25,13 +25,15 @@ class TwoLayerInputError(ValueError):
     argument : the name of the offending argument.
     problem : what was wrong with it.
     fix : what to do about it.
+    kind : what ``argument`` is ("argument", or e.g. "environment variable").
     """
 
-    def __init__(self, argument: str, problem: str, fix: str = ""):
+    def __init__(self, argument: str, problem: str, fix: str = "", *, kind: str = "argument"):
         self.argument = argument
         self.problem = problem
         self.fix = fix
-        msg = f"argument `{argument}`: {problem}"
+        self.kind = kind
+        msg = f"{kind} `{argument}`: {problem}"
         if fix:
             msg += f". Fix: {fix}"
         super().__init__(msg)
