@@ -138,47 +138,64 @@ def _unit_and_complement(u: np.ndarray):
 
 def reduced_eigh(s2, c, v, G):
     """(lam, E): the eigendecomposition of :func:`reduced_hessian` (ascending, E orthonormal),
-    with the dense eigensolver run on an invariant subspace of dimension at most k + m + k - 1
-    instead of k + k m.
+    with the dense eigensolver run on an invariant subspace of dimension at most 2k + m - 1
+    instead of k + k m, and that subspace's block of H written in closed form (H itself is
+    never formed).
 
-    For y = (a, B), the G part of H y is 2 (a r^T + v (s2 * G^T a)^T) + 2 v (s2 * B^T v)^T
-    (the blocks of :func:`reduced_hessian`): H maps everything into
-    R^k (+) {a' r^T + v x^T}. With v^ = v / |v|, r^ = r / |r| and V', R' orthonormal bases
-    of their complements, {v^ e_j^T} and {V'_a r^T} are an orthonormal basis Q of that G
-    subspace, and {V'_a R'_b^T} one of its complement. span(Q) contains range(H), so it is
-    invariant: the eigenpairs of Q^T H Q, mapped by Q, are eigenpairs of H, and the
-    complement lies in null(H) (eigenvalue 0, exactly). The same output as
-    ``np.linalg.eigh(reduced_hessian(...))`` up to rounding (tests/test_tail.py), at a
-    quarter of its cost for k = 5, m = 40 (the eigh in the policy after every stop).
+    For y = (a, B), the blocks of :func:`reduced_hessian` give, with r = s2 * G^T v - c and
+    S = diag(s2),
+
+        (H y)_v = 2 G S G^T a + 2 B r + 2 G S B^T v,
+        (H y)_G = 2 a r^T + 2 v (S (G^T a + B^T v))^T,
+
+    so H maps everything into R^k (+) {a' r^T + v x^T}. With v^ = v / |v|, r^ = r / |r| and
+    V', R' orthonormal bases of their complements (Householder), B = v^ x^T + V' b r^T
+    (x in R^m, b in R^(k-1)) is an orthonormal parametrisation of that G subspace, and
+    {V'_a R'_b^T} one of its complement. B^T v = |v| x and B r = (r . x) v^ + |r| V' b there,
+    so in the coordinates (a, x, b) the block of H is
+
+        H_aa = 2 G S G^T,   H_ax = 2 v^ r^T + 2 |v| G S,   H_ab = 2 |r| V',
+        H_xx = 2 |v|^2 S,   H_xb = 0,   H_bb = 0.
+
+    span contains range(H), so it is invariant: its eigenpairs, mapped back, are eigenpairs
+    of H, and the complement lies in null(H) (eigenvalue 0, exactly). The same output as
+    ``np.linalg.eigh(reduced_hessian(...))`` up to rounding (tests/test_flow.py,
+    ``test_reduced_eigh_is_the_dense_eigh``); the policy runs it after every stop.
     """
+    s2, v, G = (np.asarray(a, np.float64) for a in (s2, v, G))
     k, m = G.shape
-    H = reduced_hessian(s2, c, v, G)
     r = s2 * (G.T @ v) - c
-    v_hat, V_c = _unit_and_complement(np.asarray(v, np.float64))
-    r_hat, R_c = _unit_and_complement(np.asarray(r, np.float64))
-    # Q = [v^ (x) I_m, V' (x) r^] and Q_null = V' (x) R' (Kronecker products, rows i*m + j),
-    # written out: np.kron is several times slower here.
-    nv = v_hat.shape[1]
-    Q = np.zeros((k, m, nv * m + V_c.shape[1] * r_hat.shape[1]))
-    if nv:
-        Q[:, np.arange(m), np.arange(m)] = v_hat
-    Q[:, :, nv * m:] = (V_c[:, None, :, None] * r_hat[None, :, None, :]).reshape(k, m, -1)
-    Q = Q.reshape(k * m, -1)
-    Q_null = (V_c[:, None, :, None] * R_c[None, :, None, :]).reshape(k * m, -1)
-    p = Q.shape[1]
-    HQ = H[:, k:] @ Q
-    Hr = np.empty((k + p, k + p))
-    Hr[:k, :k] = H[:k, :k]
-    Hr[:k, k:] = HQ[:k]
-    Hr[k:, :k] = HQ[:k].T
-    Hr[k:, k:] = Q.T @ HQ[k:]
-    mu, W = np.linalg.eigh(0.5 * (Hr + Hr.T))
+    nv, nr = float(np.linalg.norm(v)), float(np.linalg.norm(r))
+    v_hat, V_c = _unit_and_complement(v)
+    r_hat, R_c = _unit_and_complement(r)
+    has_v, has_r = v_hat.shape[1], r_hat.shape[1]         # 0 or 1 each
+    mx, mb = has_v * m, has_r * V_c.shape[1]              # sizes of the x and b blocks
+    P = k + mx + mb
+    Gs = G * s2
+    Hr = np.zeros((P, P))
+    Hvv = Gs @ G.T
+    Hr[:k, :k] = Hvv + Hvv.T                               # 2 G S G^T, symmetric to the last bit
+    if has_v:
+        Hax = 2.0 * (v_hat * r[None, :] + nv * Gs)
+        Hr[:k, k:k + mx] = Hax
+        Hr[k:k + mx, :k] = Hax.T
+        Hr[np.arange(k, k + mx), np.arange(k, k + mx)] = 2.0 * nv * nv * s2
+    if has_r:
+        Hab = 2.0 * nr * V_c
+        Hr[:k, k + mx:] = Hab
+        Hr[k + mx:, :k] = Hab.T
+    mu, W = np.linalg.eigh(Hr)
     N = k + k * m
     E = np.zeros((N, N))
-    E[:k, :k + p] = W[:k]
-    E[k:, :k + p] = Q @ W[k:]
-    E[k:, k + p:] = Q_null
-    lam = np.concatenate([mu, np.zeros(N - k - p)])
+    E[:k, :P] = W[:k]
+    EG = np.zeros((k, m, P))
+    if has_v:
+        EG += v_hat[:, :, None] * W[None, k:k + mx, :]                 # v^ x^T
+    if has_r:
+        EG += (V_c @ W[k + mx:])[:, None, :] * r_hat[None, :, :]       # V' b r^T
+    E[k:, :P] = EG.reshape(k * m, P)
+    E[k:, P:] = (V_c[:, None, :, None] * R_c[None, :, None, :]).reshape(k * m, -1)
+    lam = np.concatenate([mu, np.zeros(N - P)])
     order = np.argsort(lam, kind="stable")
     return lam[order], E[:, order]
 
