@@ -18,6 +18,10 @@ tolerances (rtol=1e-10, atol=1e-12). Phases, each printed with its wall time:
 * ``lsoda``: the smartest scipy peer: the same reduced coordinates as the project
   (v, G) with G = B Q_S in R^{k x m} (THEORY.md §1: B moves only inside S), LSODA with
   the analytic Jacobian, written here independently of :mod:`twolayer.flow`.
+* ``step_cost``: our solver's wall time per step (the 20 problems on one thread) beside a
+  bare ``lax.while_loop`` doing only Dopri8's arithmetic on the same field
+  (:func:`bare_dopri8_seconds_per_step`), and the LSODA speed-up that floor would allow at
+  our step counts on every core with no policy (an upper bound).
 * ``accuracy``: the error of every solver against a tight full-state reference
   (DOP853, rtol=1e-12, atol=1e-16) on a few problems.
 * ``cores``: the 20 problems on 1 worker thread and with the default threads (two per
@@ -137,6 +141,88 @@ def lsoda_peer(problem, ts, rtol: float = RTOL, atol: float = ATOL):
     return v, B, int(sol.nfev), int(sol.njev)
 
 
+# ----------------------------------------------------------------------------- the step floor
+def bare_dopri8(problem, n_steps: int):
+    """(run, y0): ``run(y0, h0)`` (jitted; call it inside ``jax.enable_x64``) takes
+    ``n_steps`` steps of Dopri8's arithmetic on this problem's reduced field (y = (v, G)
+    flattened) in one ``jax.lax.while_loop``: 13 new field evaluations (FSAL), the
+    tableau's stage combinations, the error estimate, its RMS norm and a step-size update
+    that never grows h. Nothing is saved, no step is rejected, no event is checked. While
+    the error stays small, h stays h0 and the result is diffrax's Dopri8 with a constant
+    step (tests/test_benchmark_flow.py)."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    from twolayer._field import field
+
+    tab = diffrax.Dopri8.tableau
+    a_rows = [np.asarray(a, np.float64) for a in tab.a_lower]
+    b_sol, b_err = np.asarray(tab.b_sol, np.float64), np.asarray(tab.b_error, np.float64)
+    s2, c, G0, _ = problem.reduced
+    k, m = np.shape(G0)
+
+    def f(y):
+        fv, fG, _ = field(jnp, s2, c, y[:k], y[k:].reshape(k, m))
+        return jnp.concatenate([fv, fG.ravel()])
+
+    def combine(coeffs, ks):
+        return sum(float(a) * kj for a, kj in zip(coeffs, ks) if a != 0.0)
+
+    def step(carry):
+        i, y, f0, h = carry
+        ks = [f0]
+        for row in a_rows:
+            ks.append(f(y + h * combine(row, ks)))
+        y1 = y + h * combine(b_sol, ks)
+        err = h * combine(b_err, ks)
+        rms = jnp.sqrt(jnp.mean((err / (1e-12 + 1e-10 * jnp.abs(y1))) ** 2))
+        h1 = h * jnp.clip(0.9 * rms ** (-1.0 / 8.0), 0.2, 10.0)
+        return i + 1, y1, ks[-1], jnp.minimum(h1, h)
+
+    def run(y0, h0):
+        return jax.lax.while_loop(lambda cr: cr[0] < n_steps, step, (0, y0, f(y0), h0))[1]
+
+    y0 = np.concatenate([np.asarray(problem.v0, np.float64), np.asarray(G0, np.float64).ravel()])
+    return jax.jit(run), y0
+
+
+def bare_dopri8_seconds_per_step(problem, n_steps: int, repeats: int = 3) -> float:
+    """Wall seconds per step of :func:`bare_dopri8` (best of ``repeats``, after a compiling
+    call): a floor for any explicit Dopri8 step in XLA on this machine, which with the
+    solver's own step counts bounds how far any such solver could get ahead of the LSODA
+    peer."""
+    import jax
+    fn, y0 = bare_dopri8(problem, n_steps)
+    with jax.enable_x64(True):
+        y0, h0 = jax.numpy.asarray(y0), jax.numpy.asarray(1e-4)
+        jax.block_until_ready(fn(y0, h0))
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(y0, h0))
+            best = min(best, time.perf_counter() - t0)
+    return best / max(1, n_steps)
+
+
+def step_cost(call, ts, log) -> dict:
+    """Our solver's wall time per step (the 20 problems on one thread, inside the solver
+    calls) beside :func:`bare_dopri8_seconds_per_step` at our mean step count."""
+    from twolayer import _solve
+    s0 = _solve.solve_seconds()
+    trs, _ = _batch(call, ts, workers=1)
+    solver_s = _solve.solve_seconds() - s0
+    steps = [int(tr.stats.get("num_steps_total", tr.stats.get("num_steps", 0)) or 0) for tr in trs]
+    mean = float(np.mean(steps))
+    t0 = time.perf_counter()
+    floor = bare_dopri8_seconds_per_step(call[0], int(round(mean)))
+    out = dict(ours_us_per_step=1e6 * solver_s / max(1, sum(steps)), floor_us_per_step=1e6 * floor,
+               mean_steps=mean, solver_seconds_one_thread=solver_s)
+    log.phase("step_cost", time.perf_counter() - t0,
+              f"(ours {out['ours_us_per_step']:.1f} us/step in solver calls, bare XLA Dopri8 loop "
+              f"{out['floor_us_per_step']:.1f} us/step, mean {mean:.0f} steps)")
+    return out
+
+
 # ----------------------------------------------------------------------------- helpers
 def _flow_options(**wanted) -> dict:
     """The subset of ``wanted`` simulate_batch accepts in this version of twolayer."""
@@ -249,7 +335,7 @@ def cold_process(seed, count, shape, t_max, n_times, cache: str | None, child: s
 def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 2, n_baseline: int = 20,
         n_accuracy: int = 5, t_max: float = 100.0, n_times: int = 21, cold_processes: bool = True,
         repeats: int = 1,
-        cores: bool = True, gpu_problems: int = 0, gpu_map_problems: int = 256, gpu_chunks=None,
+        cores: bool = True, step_floor: bool = True, gpu_problems: int = 0, gpu_map_problems: int = 256, gpu_chunks=None,
         verbose: bool = True) -> dict:
     """Run every phase (module docstring); returns the JSON-able result."""
     import jax
@@ -282,6 +368,8 @@ def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 
     if c0 is not None:
         res["compiles_first_call"], res["compiles_new_size"] = c1 - c0, c2 - c1
     res["ours_mean_steps"] = float(np.mean([tr.stats.get("num_steps", np.nan) for tr in ours]))
+    if step_floor:
+        res["step_cost"] = step_cost(call, ts, log)
 
     if cold_processes:
         with tempfile.TemporaryDirectory(prefix="twolayer-jax-cold-") as empty:
@@ -335,6 +423,14 @@ def run(*, seed: int = 0, shape: dict = SHAPE, n_call: int = 20, n_first: int = 
             res[f"speedup_persistent_cache_process_vs_{peer_name}"] = (
                 t_peer / res["cold_process_persistent_cache"]["call_s"])
 
+    if "step_cost" in res:
+        # The best LSODA speed-up an explicit Dopri8 at the XLA floor could reach at our step
+        # counts: every core busy, no policy, no per-call cost (an upper bound, not a measurement).
+        from twolayer._solve import cpu_cores
+        sc = res["step_cost"]
+        sc["n_cores"] = cpu_cores()
+        floor_call = n_call * sc["mean_steps"] * sc["floor_us_per_step"] * 1e-6 / sc["n_cores"]
+        sc["lsoda_speedup_ceiling"] = res["seconds_lsoda_per_call"] / floor_call
     t0 = time.perf_counter()
     errs = {"ours": [], "naive": [], "lsoda": []}
     for i, p in enumerate(base[:n_accuracy]):
@@ -551,6 +647,15 @@ def table(res: dict) -> str:
     rows.append(("rel. error vs reference", f"ours {res['rel_err_ours']:.1e}",
                  f"naive {res['rel_err_naive']:.1e}, lsoda {res['rel_err_lsoda']:.1e} "
                  f"({'all' if res['same_accuracy'] else 'NOT all'} < {res['accuracy_tol']:g})"))
+    if "step_cost" in res:
+        sc = res["step_cost"]
+        rows.append(("solver time per step, one thread", f"{sc['ours_us_per_step']:.1f} us",
+                     f"bare XLA Dopri8 loop (no policy, no saving): {sc['floor_us_per_step']:.1f} us; mean "
+                     f"{sc['mean_steps']:.0f} steps"))
+        if "lsoda_speedup_ceiling" in sc:
+            rows.append(("LSODA speed-up ceiling at that floor", f"{sc['lsoda_speedup_ceiling']:.1f}x",
+                         f"our steps at the bare loop's cost on all {sc['n_cores']} cores, nothing else "
+                         "(an upper bound, not measured)"))
     if isinstance(res.get("cores"), dict):
         c = res["cores"]
         rows.append((f"1 thread vs {c['threads']} threads ({n} problems)", f"{c['speedup_threads']:.2f}x",
@@ -629,6 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "first solve with the export cache cold and warm, and the processes pinned "
                          "to 1 core vs all cores (the cores target is then not reported)")
     ap.add_argument("--no-cores", action="store_true", help="skip the 1-vs-all-cores measurement")
+    ap.add_argument("--no-step-floor", action="store_true",
+                    help="skip the step-cost phase (our solver's time per step beside a bare XLA loop "
+                         "doing only Dopri8's arithmetic, and the LSODA speed-up ceiling it implies)")
     ap.add_argument("--gpu-problems", type=_nonneg, default=0, metavar="N",
                     help="measure problems/minute for N problems with vmap and map batching on jax's "
                          "default device (a GPU when jax sees one; 0 = skip, the default)")
@@ -649,7 +757,7 @@ def main(argv=None) -> dict:
         ap.error(f"need 1 <= --accuracy ({accuracy}) <= --baseline ({baseline}) <= --problems ({args.problems})")
     t0 = time.perf_counter()
     res = run(seed=args.seed, shape=args.shape, n_call=args.problems, n_baseline=baseline, n_accuracy=accuracy,
-              cold_processes=not args.no_cold_process, cores=not args.no_cores,
+              cold_processes=not args.no_cold_process, cores=not args.no_cores, step_floor=not args.no_step_floor,
               repeats=args.repeats or (1 if args.quick else 2),
               gpu_problems=args.gpu_problems, gpu_map_problems=args.gpu_map_problems, gpu_chunks=args.gpu_chunks)
     res.update(quick=args.quick, total_seconds=time.perf_counter() - t0, versions=package_versions(),

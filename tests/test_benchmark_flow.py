@@ -33,7 +33,7 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
     for key in ["seconds_first_call", "seconds_new_size", "seconds_warm", "seconds_naive", "seconds_lsoda",
                 "speedup_new_size_vs_naive", "speedup_new_size_vs_lsoda", "speedup_warm_vs_naive",
                 "speedup_warm_vs_lsoda", "rel_err_ours", "rel_err_naive", "rel_err_lsoda", "same_accuracy",
-                "cores", "gpu", "targets", "phase_seconds", "versions", "git_revision", "seed", "jax_backend"]:
+                "cores", "gpu", "targets", "phase_seconds", "step_cost", "versions", "git_revision", "seed", "jax_backend"]:
         assert key in saved, key
     assert saved["seed"] == 1 and saved["n_call"] == 3
     assert len(saved["seconds_warm_all"]) == 2 and saved["seconds_warm"] == min(saved["seconds_warm_all"])
@@ -58,6 +58,11 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
     assert "cores_speedup" not in saved["targets"]        # its measure (pinned processes) was skipped
     out = capsys.readouterr().out
     assert "reduced LSODA" in out and "benchmark_flow.json" in out
+    sc = saved["step_cost"]
+    assert sc["ours_us_per_step"] > 0 and sc["floor_us_per_step"] > 0 and sc["mean_steps"] > 0
+    assert sc["lsoda_speedup_ceiling"] == saved["seconds_lsoda_per_call"] / (
+        3 * sc["mean_steps"] * sc["floor_us_per_step"] * 1e-6 / sc["n_cores"])
+    assert "bare XLA Dopri8 loop" in out and "LSODA speed-up ceiling" in out
     assert "not measured: it needs the pinned processes" in out
     assert "not judged (3 problems, peers timed on 2" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]
@@ -93,3 +98,32 @@ def test_pinned_cores_compares_a_one_core_process_with_an_all_core_one():
     out = bf.pinned_cores(1, 3, dict(d=12, k=2, m=4, n=6), 10.0, 5, repeats=1)
     assert out["one_core"]["n_cores"] == 1 and out["all_cores"]["n_cores"] == cpu_cores()
     assert out["speedup"] == out["one_core"]["seconds"] / out["all_cores"]["seconds"] > 0
+
+
+def test_bare_dopri8_floor_is_diffrax_dopri8_at_a_constant_step():
+    """The step-cost floor does Dopri8's arithmetic: with a small constant step its state
+    after n steps is diffrax's Dopri8 with ConstantStepSize (so the floor times the same
+    work as the solver's steps, minus the solver's machinery)."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+    from twolayer._field import field
+
+    p = tl.make_problem(2, d=12, k=2, m=4, n=6, eps=0.1, shift="large", head_init="gaussian")
+    s2, c, G0, _ = p.reduced
+    n, h = 25, 1e-3
+    fn, y0 = bf.bare_dopri8(p, n)
+
+    def vf(t, y, args):
+        fv, fG, _ = field(jnp, s2, c, y[:2], y[2:].reshape(2, 4))
+        return jnp.concatenate([fv, fG.ravel()])
+
+    with jax.enable_x64(True):
+        y_bare = np.asarray(fn(jnp.asarray(y0), jnp.asarray(h)))
+        sol = diffrax.diffeqsolve(diffrax.ODETerm(vf), diffrax.Dopri8(), 0.0, n * h, h, jnp.asarray(y0),
+                                  stepsize_controller=diffrax.ConstantStepSize(), max_steps=n + 1)
+        y_ref = np.asarray(sol.ys[-1])
+    assert int(sol.stats["num_steps"]) == n
+    assert np.max(np.abs(y_ref - y0)) > 1e-3                   # the flow moved
+    assert np.max(np.abs(y_bare - y_ref)) <= 1e-13 * np.max(np.abs(y_ref))
+    assert bf.bare_dopri8_seconds_per_step(p, n, repeats=1) > 0
