@@ -9,7 +9,14 @@ finished unit atomically (temp file + ``os.replace``) under
 
 so a repeated run reuses the cache and an interrupted sweep resumes without losing
 or duplicating finished units. When all units are done it writes ``records.csv``
-and ``meta.json`` (config, seed, package versions, git revision, timings).
+and ``meta.json`` (config, seed, package versions, git revision, code fingerprint, timings).
+
+A cached unit is reused only when the code that computed it is the code running now:
+each unit file carries :func:`code_fingerprint` (a hash of the ``twolayer`` package's
+sources and of the module that defines ``compute``), and a unit computed by other code
+(an edited simulator, an older release, or a unit file from before fingerprints) is
+computed again, with a note on stderr and its count in ``meta.json`` (``n_stale_units``).
+So a fix to the simulator can never leave its old numbers in a figure or a paper check.
 
 Units run in this process by default; on Dask distributed inside a
 ``with DaskExecutor(...):`` block (see :mod:`experiments._executor`), which the
@@ -37,7 +44,7 @@ from typing import Callable, Iterable
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
-           "sweep_dir"]
+           "sweep_dir", "code_fingerprint", "StaleResultsWarning"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -132,6 +139,37 @@ def git_revision() -> str:
         return "unknown"
 
 
+def _module_file(compute) -> Path | None:
+    """The source file of the module that defines ``compute`` (through functools.partial)."""
+    fn = compute
+    while hasattr(fn, "func"):
+        fn = fn.func
+    mod = sys.modules.get(getattr(fn, "__module__", None) or "")
+    path = getattr(mod, "__file__", None)
+    return Path(path).resolve() if path else None
+
+
+def code_fingerprint(compute=None, module_file: Path | str | None = None) -> str:
+    """Hash (16 hex digits) of the code a sweep's records depend on: every ``.py`` file of
+    the ``twolayer`` package (by its path inside the package) and the source file of the
+    module that defines ``compute`` (or ``module_file``; nothing more when it has no file,
+    e.g. a function typed into a session). Read from disk at each call, so an edit made
+    between two sweeps of one process is seen."""
+    import twolayer
+    pkg = Path(twolayer.__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
+    src = Path(module_file) if module_file is not None else _module_file(compute) if compute is not None else None
+    if src is not None and src.exists():
+        h.update(b"module\0" + src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class StaleResultsWarning(UserWarning):
+    """Cached records were computed by other code than the code running now."""
+
+
 def sweep_dir(name: str, config, out: Path | str | None = None) -> Path:
     """The cache folder of one (experiment, config)."""
     return Path(out or DEFAULT_RESULTS) / name / config_hash(config)
@@ -176,15 +214,25 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     if progress is None:
         progress = sys.stderr.isatty()
     t_start = time.perf_counter()
+    code = code_fingerprint(compute)
     payloads: dict[str, dict] = {}
     todo = []
+    n_stale = 0
     for unit, key in zip(units, keys):
         path = udir / f"{key}.json"
         if path.exists() and not force:
-            payloads[key] = json.loads(path.read_text())
-        else:
-            todo.append((key, unit))
+            payload = json.loads(path.read_text())
+            if payload.get("code") == code:
+                payloads[key] = payload
+                continue
+            n_stale += 1                    # computed by other code: never reused
+        todo.append((key, unit))
     n_cached = len(payloads)
+    if n_stale:
+        src = _module_file(compute)
+        print(f"{name}: {n_stale} cached unit(s) under {udir} were computed by other code (the twolayer "
+              f"package{' or ' + src.name if src else ''} changed since): computing them again",
+              file=sys.stderr)
     by_key = dict(todo)
     failed: list[tuple[dict, BaseException]] = []
     for key, result in _progress(executor.map_unordered(compute, todo), len(todo), name, progress):
@@ -192,7 +240,7 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
             failed.append((by_key[key], result))
             continue
         recs, seconds = result
-        payload = {"unit": _jsonable(by_key[key]), "records": recs, "seconds": seconds}
+        payload = {"unit": _jsonable(by_key[key]), "records": recs, "seconds": seconds, "code": code}
         atomic_write_text(udir / f"{key}.json", json.dumps(payload))
         payloads[key] = payload
     if failed:
@@ -212,6 +260,8 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     meta = {
         "experiment": name, "config": _jsonable(config), "config_hash": chash,
         "seed": getattr(config, "seed", None), "n_units": len(units), "n_cached_units": n_cached,
+        "n_stale_units": n_stale, "code_fingerprint": code,
+        "code_module": str(_module_file(compute)) if _module_file(compute) is not None else None,
         "n_records": len(all_records), "seconds": time.perf_counter() - t_start,
         "executor": getattr(executor, "name", type(executor).__name__),
         "versions": package_versions(), "git_revision": git_revision(),
@@ -250,7 +300,24 @@ def load_records(name: str, config=None, out: Path | str | None = None):
     path = base / chash / "records.csv"
     if not path.exists():
         raise FileNotFoundError(f"no finished sweep at {path}; run `python -m experiments.{name}{where}`")
+    _warn_if_stale(name, base / chash / "meta.json", where)
     return pd.read_csv(path)
+
+
+def _warn_if_stale(name: str, meta_path: Path, where: str) -> None:
+    """Warn (:class:`StaleResultsWarning`) when the records were computed by other code than
+    the code now in ``twolayer`` and in the module that computed them (``meta.json``)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        meta = {}
+    stored, module = meta.get("code_fingerprint"), meta.get("code_module")
+    if stored is None or stored != code_fingerprint(module_file=module):
+        import warnings
+        what = "by other code than the code now installed" if stored else "before code fingerprints were recorded"
+        warnings.warn(f"the cached records of {name!r} ({meta_path.parent}) were computed {what}; "
+                      f"rerun `python -m experiments.{name}{where}` (it recomputes them) before trusting "
+                      "a figure or check drawn from them", StaleResultsWarning, stacklevel=3)
 
 
 def _int_arg(minimum: int, what: str):

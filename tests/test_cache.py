@@ -91,11 +91,13 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     proc.wait()
     finished = {json.loads(p.read_text())["unit"]["i"] for p in (udir / "units").glob("*.json")}
     assert 2 <= len(finished) < 8
-    calls = []
-    recs = run_sweep("killme", KillCfg(), [dict(i=i) for i in range(8)],
-                     lambda u: (calls.append(u["i"]), [dict(value=u["i"])])[1], tmp_path, progress=False)
-    assert set(calls) == set(range(8)) - finished      # finished units are not recomputed
-    assert sorted(r["value"] for r in recs) == list(range(8))
+    # The same script again (the same code: a cached unit is reused only by its own code).
+    before = len((tmp_path / "calls.txt").read_text().split())
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+    calls = [int(x) for x in (tmp_path / "calls.txt").read_text().split()[before:]]
+    assert sorted(calls) == sorted(set(range(8)) - finished)   # finished units are not recomputed
+    recs = load_records("killme", out=tmp_path)
+    assert sorted(recs["value"]) == list(range(8))
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -302,3 +304,70 @@ def test_cache_off_disables_the_export_and_bad_times_still_raise(monkeypatch):
         _export.check_times(np.array([0.0, 2.0]), [3.0, 1.5])
     with pytest.raises(RuntimeError, match="between t0 and t1"):
         _export.check_times(np.array([-1.0, 2.0]), [3.0])
+
+
+def _module_with_compute(folder: Path, name: str, body: str = "") -> object:
+    """A module file ``name.py`` in ``folder`` defining ``compute(unit)``, imported anew."""
+    import importlib
+    (folder / f"{name}.py").write_text(textwrap.dedent(f"""
+        CALLS = []
+        def compute(unit):
+            CALLS.append(unit["i"])
+            return [dict(value=unit["i"] * 2)]
+        {body}
+    """))
+    sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
+def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, capsys):
+    """A cached unit is reused only by the code that computed it: after an edit of the module
+    that defines compute (or of twolayer), every unit is computed again, the sweep says so,
+    and load_records warns about records left from other code."""
+    from experiments._common import StaleResultsWarning, code_fingerprint
+    monkeypatch.syspath_prepend(str(tmp_path))
+    units = [dict(i=i) for i in range(4)]
+    mod = _module_with_compute(tmp_path, "stale_mod")
+    first = run_sweep("stale", Cfg(), units, mod.compute, tmp_path / "out", progress=False)
+    assert mod.CALLS == [0, 1, 2, 3]
+    run_sweep("stale", Cfg(), units, mod.compute, tmp_path / "out", progress=False)
+    assert mod.CALLS == [0, 1, 2, 3]                              # same code: all cached
+    root = sweep_dir("stale", Cfg(), tmp_path / "out")
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["n_cached_units"] == 4 and meta["n_stale_units"] == 0
+    assert meta["code_fingerprint"] == code_fingerprint(mod.compute)
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error", StaleResultsWarning)
+        load_records("stale", out=tmp_path / "out")               # fresh: no warning
+
+    # An edit of the module (a changed compute): the records on disk are now stale ...
+    mod = _module_with_compute(tmp_path, "stale_mod", body="# changed")
+    with pytest.warns(StaleResultsWarning, match="computed by other code"):
+        load_records("stale", out=tmp_path / "out")
+    # ... and the next sweep computes every unit again.
+    capsys.readouterr()
+    again = run_sweep("stale", Cfg(), units, mod.compute, tmp_path / "out", progress=False)
+    assert mod.CALLS == [0, 1, 2, 3] and again == first
+    assert "4 cached unit(s)" in capsys.readouterr().err
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["n_cached_units"] == 0 and meta["n_stale_units"] == 4
+
+    # A unit file from before fingerprints (no "code") is not trusted either.
+    path = next((root / "units").glob("*.json"))
+    payload = json.loads(path.read_text())
+    payload.pop("code")
+    atomic_write_text(path, json.dumps(payload))
+    run_sweep("stale", Cfg(), units, mod.compute, tmp_path / "out", progress=False)
+    assert len(mod.CALLS) == 5
+
+    # The twolayer package is part of the fingerprint: a copy with one file edited differs.
+    import shutil
+    import twolayer
+    pkg = tmp_path / "pkg" / "twolayer"
+    shutil.copytree(Path(twolayer.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(twolayer, "__file__", str(pkg / "__init__.py"))
+    same = code_fingerprint(mod.compute)
+    assert same == meta["code_fingerprint"]
+    (pkg / "flow.py").write_text((pkg / "flow.py").read_text() + "\n# an edit\n")
+    assert code_fingerprint(mod.compute) != same
