@@ -23,7 +23,7 @@ import re
 from enum import Enum
 
 __all__ = ["Status", "CHECK_STATUSES", "REPORT_STATUSES", "ROW_KEYS", "ID_PATTERN", "row", "passed",
-           "validate_row"]
+           "validate_row", "decades_below", "ROUNDING"]
 
 
 class Status(str, Enum):
@@ -49,6 +49,17 @@ REPORT_STATUSES = tuple(Status)
 ROW_KEYS = ("id", "claim", "source", "status", "margin", "unit", "n_cases", "details")
 #: An id is an identifier-like slug: letters, digits, underscores (THEORY.md names such as S_perp keep their case).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+
+
+#: The smallest error a "decades below tolerance" margin counts down to: float64's rounding
+#: level (machine epsilon). An error of exactly 0 would otherwise show as ~300 decades.
+ROUNDING = 2.0 ** -52
+
+
+def decades_below(tol: float, worst: float) -> float:
+    """The margin log10(tol / worst) in decades, with ``worst`` counted down to ROUNDING only
+    (an exact 0 gives log10(tol / eps); the row's details state the error itself)."""
+    return float(math.log10(tol / max(float(worst), ROUNDING)))
 
 
 def passed(ok: bool) -> Status:

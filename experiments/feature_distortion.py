@@ -25,6 +25,7 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import decades_below
 from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "feature_distortion"
@@ -170,7 +171,7 @@ def check(records, config: Config) -> list[dict]:
         id="i1_sperp_features_fixed", unit="decades below tolerance",
         claim="I1: features of inputs in S_perp never change (FT and LP-FT, all t)",
         source="THEORY.md §3 (I1)", status="pass" if ok else "fail",
-        margin=float(np.log10(config.i1_tol / max(worst, 1e-300))), n_cases=int(len(sp)),
+        margin=decades_below(config.i1_tol, worst), n_cases=int(len(sp)),
         details=(f"worst max_{{unit x in S_perp}} ||(B(t)-B0)x|| (sampled and spectral norm) = "
                  f"{worst:.2e} <= tol {config.i1_tol:g}; margin = log10(tol / worst), decades")))
     return out

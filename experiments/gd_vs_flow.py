@@ -24,6 +24,7 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import decades_below
 from experiments._common import cli, run_sweep
 
 NAME = "gd_vs_flow"
@@ -135,7 +136,7 @@ def check(records, config: Config) -> list[dict]:
         id="i1_exact_gd", unit="decades below tolerance",
         claim="I1 is exact for discrete GD: (B_t - B0) P_Sperp = 0 (to float64 rounding)",
         source="THEORY.md §3 (I1)", status="pass" if ok else "fail",
-        margin=float(-np.log10(max(ratio.max(), 1e-300))), n_cases=int(len(df)),
+        margin=decades_below(1.0, ratio.max()), n_cases=int(len(df)),
         details=(f"max_t ||(B_t - B0) Q_Sperp||_F up to {df.i1_abs.max():.2e} over <= "
                  f"{int(df.steps.max())} steps; tol = max({config.i1_tol:g}, 10 u sqrt(steps k d)) "
                  f"(random-walk rounding of B's entries), worst at {int(df.steps.iloc[worst_i])} steps "

@@ -17,6 +17,7 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import decades_below
 from experiments._common import cli, run_sweep
 
 NAME = "id_comparison"
@@ -118,7 +119,7 @@ def check(records, config: Config) -> list[dict]:
         id="ft_interpolates", unit="decades below tolerance",
         claim="FT at t = inf interpolates the training data (train loss ~ 0); LP does not",
         source=SOURCE, status="pass" if ok2 else "fail",
-        margin=float(np.log10(config.interp_tol / max(worst_rel, 1e-300))), n_cases=int(len(rel)),
+        margin=decades_below(config.interp_tol, worst_rel), n_cases=int(len(rel)),
         details=(f"max L_train(FT, inf)/||y||^2 = {worst_rel:.2e} (tol {config.interp_tol:g}); "
                  f"margin = log10(tol / worst), decades; LP's L_train/||y||^2 in "
                  f"[{lp_rel.min():.2e}, {lp_rel.max():.2e}]")))

@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 
 import twolayer as tl
+from experiments._checks import decades_below
 from experiments._common import cli, run_sweep
 from twolayer.reference import simulate_reference
 
@@ -81,7 +82,7 @@ def run(config: Config, out=None, *, force: bool = False, progress=None) -> list
 
 def _margin(worst: float, tol: float) -> float:
     """Decades of room: log10(tol / worst) (> 0 means within tolerance)."""
-    return float(np.log10(tol / max(worst, 1e-300)))
+    return decades_below(tol, worst)
 
 
 def check(records, config: Config) -> list[dict]:

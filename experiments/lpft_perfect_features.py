@@ -27,6 +27,7 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import decades_below
 from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "lpft_perfect_features"
@@ -132,7 +133,7 @@ def check(records, config: Config) -> list[dict]:
         out.append({"id": "lpft_zero_ood_eps0", "unit": "decades below tolerance",
                     "claim": "eps = 0: LP-FT's OOD loss is exactly 0 (<= 1e-20) at every t",
                     "source": SOURCE, "status": "pass" if mx <= ZERO_TOL else "fail",
-                    "margin": float(np.log10(ZERO_TOL / max(mx, 1e-300))), "n_cases": n0,
+                    "margin": decades_below(ZERO_TOL, mx), "n_cases": n0,
                     "details": (f"margin = log10({ZERO_TOL:g} / max_(seed,t) L_ood_LPFT) ; max = {mx:.3g} over "
                                 f"{n0} seeds x {lpft0['t'].nunique()} times; max LP train loss "
                                 f"{zero['lp_train'].max():.3g}; cond(H) <= {zero['cond_H'].max():.3g}")})

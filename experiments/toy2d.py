@@ -35,6 +35,7 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import decades_below
 from experiments._common import cli, log_time_grid, run_sweep
 import twolayer as tl
 
@@ -135,7 +136,7 @@ def check(records, config: Config) -> list[dict]:
         id="i1_toy", unit="decades below tolerance",
         claim="I1 in the toy: FT and LP-FT never change the feature's OOD (e2) coordinate",
         source="THEORY.md §3 (I1)", status="pass" if worst <= config.i1_tol else "fail",
-        margin=float(np.log10(config.i1_tol / max(worst, 1e-300))), n_cases=int(len(moving)),
+        margin=decades_below(config.i1_tol, worst), n_cases=int(len(moving)),
         details=(f"max_t |B(t)[0,1] - B0[0,1]| = {worst:.2e} (tol {config.i1_tol:g}); "
                  "margin = log10(tol / worst), decades")))
     end = df[df.t == np.inf]
@@ -172,7 +173,7 @@ def check(records, config: Config) -> list[dict]:
         claim="FT's limit from v0 = 0 matches the closed form (interpolation + balancedness + I1)",
         source="DERIVED (THEORY.md §3 invariants)",
         status="pass" if err <= config.closed_form_tol else "fail",
-        margin=float(np.log10(config.closed_form_tol / max(err, 1e-300))), n_cases=int(len(ft_end)),
+        margin=decades_below(config.closed_form_tol, err), n_cases=int(len(ft_end)),
         details=f"max ||w_FT(inf) - w_closed_form|| = {err:.2e} (tol {config.closed_form_tol:g})"))
     return out
 
