@@ -44,7 +44,7 @@ from typing import Callable, Iterable
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
-           "sweep_dir", "code_fingerprint", "StaleResultsWarning"]
+           "sweep_dir", "code_fingerprint", "StaleResultsWarning", "rerun_command"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -299,9 +299,29 @@ def load_records(name: str, config=None, out: Path | str | None = None):
         chash = config_hash(config)
     path = base / chash / "records.csv"
     if not path.exists():
-        raise FileNotFoundError(f"no finished sweep at {path}; run `python -m experiments.{name}{where}`")
+        raise FileNotFoundError(f"no finished sweep at {path}; run "
+                                f"{rerun_command(name, _jsonable(config) if config is not None else None, where)}")
     _warn_if_stale(name, base / chash / "meta.json", where)
     return pd.read_csv(path)
+
+
+def rerun_command(name: str, config: dict | None, where: str = "") -> str:
+    """The command line that computes ``config`` (a JSON-able config dict) of experiment
+    ``name`` again: ``--quick`` and ``--seed`` as its ``Config.quick`` / ``Config.full``
+    build it, else a pointer to the stored config.json."""
+    import importlib
+    as_json = lambda obj: json.loads(json.dumps(_jsonable(obj), sort_keys=True, default=str))
+    if config is not None:
+        try:
+            cls = importlib.import_module(f"experiments.{name}").Config
+            seed = config.get("seed", 0)
+            for flag, make in ((" --quick", cls.quick), ("", cls.full)):
+                if as_json(make(seed)) == as_json(config):
+                    return f"`python -m experiments.{name}{flag}{f' --seed {seed}' if seed else ''}{where}`"
+        except Exception:  # noqa: BLE001 - not an experiment module with Config.quick / full
+            pass
+    return (f"`python -m experiments.{name}{where}` with the configuration in its config.json"
+            if config is not None else f"`python -m experiments.{name}{where}`")
 
 
 def _warn_if_stale(name: str, meta_path: Path, where: str) -> None:
@@ -316,8 +336,8 @@ def _warn_if_stale(name: str, meta_path: Path, where: str) -> None:
         import warnings
         what = "by other code than the code now installed" if stored else "before code fingerprints were recorded"
         warnings.warn(f"the cached records of {name!r} ({meta_path.parent}) were computed {what}; "
-                      f"rerun `python -m experiments.{name}{where}` (it recomputes them) before trusting "
-                      "a figure or check drawn from them", StaleResultsWarning, stacklevel=3)
+                      f"rerun {rerun_command(name, meta.get('config'), where)} (it recomputes them) before "
+                      "trusting a figure or check drawn from them", StaleResultsWarning, stacklevel=3)
 
 
 def _int_arg(minimum: int, what: str):

@@ -371,3 +371,15 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
     assert same == meta["code_fingerprint"]
     (pkg / "flow.py").write_text((pkg / "flow.py").read_text() + "\n# an edit\n")
     assert code_fingerprint(mod.compute) != same
+
+
+def test_rerun_command_rebuilds_the_cached_configuration():
+    """The stale-records warning's command recomputes the same config (--quick / --seed as the
+    CLI builds it), not the full default sweep."""
+    from experiments import toy2d
+    from experiments._common import _jsonable, rerun_command
+    assert rerun_command("toy2d", _jsonable(toy2d.Config.quick(0)), " --out D") == \
+        "`python -m experiments.toy2d --quick --out D`"
+    assert rerun_command("toy2d", _jsonable(toy2d.Config.full(4))) == "`python -m experiments.toy2d --seed 4`"
+    odd = dict(_jsonable(toy2d.Config.quick(0)), small_angle=0.07)
+    assert "config.json" in rerun_command("toy2d", odd)
