@@ -97,3 +97,33 @@ def test_batch_shapes_must_match():
     b = tl.make_problem(0, d=12, k=2, m=5, n=6, eps=0.1)
     _raises("problems", tl.simulate_batch, [a, b], "ft", [0, 1])
     _raises("problems", tl.simulate_batch, [], "ft", [0, 1])
+
+
+def test_batch_errors_name_the_entry():
+    """A bad entry of a batch is named by its index (bad input raises even with throw=False)."""
+    a = tl.make_problem(0, d=12, k=2, m=4, n=6, eps=0.1)
+    _raises("problems[1]", tl.simulate_batch, [a, "not a problem"], "ft", [0, 1])
+    err = _raises("v0s[1]", tl.simulate_batch, [a, a], "ft", [0, 1], v0s=[np.zeros(2), np.full(2, np.nan)],
+                  throw=False)
+    assert "NaN" in str(err)
+    _raises("v0s[0]", tl.simulate_batch, [a, a], "ft", [0, 1], v0s=[np.zeros(3), None])
+
+
+@pytest.mark.parametrize("bad", [dict(solver="rk4"), dict(rtol=-1.0), dict(atol=float("nan")),
+                                 dict(max_steps=1.5), dict(workers="two"), dict(workers=True), dict(chunk=0),
+                                 dict(batching="pmap"), dict(retry_schedule=()), dict(fallback_solver="euler")])
+def test_flow_config_checks_its_values_when_built(bad):
+    """A bad setting raises at FlowConfig(...), naming the field and a fix, not at the first solve."""
+    name = next(iter(bad))
+    err = _raises(name, tl.FlowConfig, **bad)
+    assert "Fix:" in str(err)
+
+
+def test_flow_config_stays_a_plain_settings_tuple():
+    import pickle
+    c = tl.FlowConfig(rtol=1e-9, workers=2)
+    assert c == pickle.loads(pickle.dumps(c)) and repr(c).startswith("FlowConfig(rtol=1e-09")
+    d = c._replace(atol=1e-13)
+    assert isinstance(d, tl.FlowConfig) and d.atol == 1e-13 and d.rtol == 1e-9
+    _raises("rtol", tl.simulate, tl.make_problem(0, d=12, k=2, m=4, n=6, eps=0.1), "ft", [0, 1],
+            config=c._replace(rtol=-1.0))        # a _replace'd bad value is caught at its use

@@ -262,6 +262,16 @@ def test_invariant_drift_own_trajectory_is_zero(p):
     assert d.i1_abs == 0.0 and d.i2_abs < 1e-14 and d.i2_rel < 1e-14
 
 
+def test_invariant_drift_of_lp_says_i2_does_not_apply(p):
+    """LP moves only the head: I2 is no invariant there (NaN, not a drift), I1 still holds."""
+    tr = tl.simulate(p, "lp", [0.0, 1.0, 10.0])
+    assert np.abs(tr.v[-1] - tr.v[0]).max() > 0            # the head moved
+    d = tl.invariant_drift(p, tr)
+    assert d.i1_abs == 0.0 and np.isnan(d.i2_abs) and np.isnan(d.i2_rel)
+    d_ft = tl.invariant_drift(p, tl.simulate(p, "ft", [0.0, 1.0]))
+    assert np.isfinite(d_ft.i2_rel)
+
+
 def test_invariant_drift_zero_reference_is_finite():
     # k = 1 with |v0| = 1: v0 v0^T - B0 B0^T = 0, the relative I2 drift must not be nan/inf.
     q = tl.Problem([[1.0, 0.0, 0.0]], [1.0], [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]], v0=[1.0])

@@ -88,7 +88,7 @@ BATCHINGS = ("auto", "map", "vmap")
 EPS = float(np.finfo(np.float64).eps)
 
 
-class FlowConfig(NamedTuple):
+class _FlowSettings(NamedTuple):
     """Solver settings (all explicit; see the module docstring).
 
     rtol, atol : step-size controller tolerances (atol relative to the displacement scale
@@ -133,6 +133,17 @@ class FlowConfig(NamedTuple):
     chunk: int | None = None
 
 
+class FlowConfig(_FlowSettings):
+    __doc__ = _FlowSettings.__doc__ + """
+    Checked when built: a bad value raises :class:`~twolayer.errors.TwoLayerInputError`
+    at ``FlowConfig(...)`` (and again at every ``_replace``'d config's first use).
+    """
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        return _check_config(super().__new__(cls, *args, **kwargs))
+
+
 # ----------------------------------------------------------------------------- input checks
 def _check_problem(problem, argument: str = "problem") -> Problem:
     if not isinstance(problem, Problem):
@@ -166,18 +177,19 @@ def _check_ts(ts) -> np.ndarray:
     return ts
 
 
-def _check_v0(problem: Problem, v0) -> np.ndarray:
+def _check_v0(problem: Problem, v0, argument: str = "v0") -> np.ndarray:
     if v0 is None:
         return np.array(problem.v0)
     try:
         v0 = np.asarray(v0, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TwoLayerInputError("v0", f"cannot convert to float64 ({exc})") from exc
+        raise TwoLayerInputError(argument, f"cannot convert to float64 ({exc})",
+                                 f"pass a head of length k={problem.k}, or None for problem.v0") from exc
     if v0.shape != (problem.k,):
-        raise TwoLayerInputError("v0", f"shape {v0.shape}, expected ({problem.k},)",
+        raise TwoLayerInputError(argument, f"shape {v0.shape}, expected ({problem.k},)",
                                  f"pass a head of length k={problem.k}, or None for problem.v0")
     if not np.all(np.isfinite(v0)):
-        raise TwoLayerInputError("v0", "contains NaN/inf", "pass a finite head")
+        raise TwoLayerInputError(argument, "contains NaN/inf", "pass a finite head")
     return v0
 
 
@@ -188,7 +200,7 @@ def _positive(name, val, allow_inf=False):
         ok = False
     if not ok:
         raise TwoLayerInputError(name, f"must be a positive finite float, got {val!r}",
-                                 f"pass e.g. {name}={getattr(FlowConfig(), name)!r}")
+                                 f"pass e.g. {name}={_FlowSettings._field_defaults[name]!r}")
 
 
 def _check_config(config: FlowConfig) -> FlowConfig:
@@ -207,20 +219,33 @@ def _check_config(config: FlowConfig) -> FlowConfig:
     except (TypeError, ValueError):
         steps_ok = False
     if not steps_ok:
-        raise TwoLayerInputError("max_steps", f"must be an integer >= 1, got {config.max_steps!r}")
+        raise TwoLayerInputError("max_steps", f"must be an integer >= 1, got {config.max_steps!r}",
+                                 f"pass e.g. max_steps={_FlowSettings._field_defaults['max_steps']}")
     sched = tuple(config.retry_schedule)
     if not sched or any(not (isinstance(x, (int, float)) and x > 0 and math.isfinite(x)) for x in sched):
         raise TwoLayerInputError("retry_schedule", f"must be a non-empty tuple of positive factors, got {sched!r}",
                                  "e.g. (1.0, 10.0, 100.0)")
     if config.batching not in BATCHINGS:
         raise TwoLayerInputError("batching", f"unknown batching {config.batching!r}", f"use one of {BATCHINGS}")
-    if config.workers is not None and (int(config.workers) != config.workers or config.workers < 1):
+    if not _none_or_count(config.workers):
         raise TwoLayerInputError("workers", f"must be None or an integer >= 1, got {config.workers!r}",
                                  "pass None (two threads per core), 1 (no threads) or N >= 1")
-    if config.chunk is not None and (int(config.chunk) != config.chunk or config.chunk < 1):
+    if not _none_or_count(config.chunk):
         raise TwoLayerInputError("chunk", f"must be None or an integer >= 1, got {config.chunk!r}",
                                  "pass None (the backend's default width) or N >= 1")
     return config
+
+
+def _none_or_count(val) -> bool:
+    """None, or an integer value >= 1 (a float like 4.0 counts; a string or bool does not)."""
+    if val is None:
+        return True
+    if isinstance(val, (bool, str)):
+        return False
+    try:
+        return int(val) == val and int(val) >= 1
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _make_config(config, rtol, atol, options) -> FlowConfig:
@@ -230,7 +255,7 @@ def _make_config(config, rtol, atol, options) -> FlowConfig:
                                  "pass twolayer.FlowConfig(...)")
     unknown = sorted(set(options) - set(FlowConfig._fields))
     if unknown:
-        raise TwoLayerInputError(unknown[0], "is not an option of simulate",
+        raise TwoLayerInputError(unknown[0], "is not an option of simulate / simulate_batch (a FlowConfig field)",
                                  f"use one of {FlowConfig._fields}")
     if rtol is not None:
         options["rtol"] = rtol
@@ -833,7 +858,7 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
     if not problems:
         raise TwoLayerInputError("problems", "is empty", "pass at least one Problem")
     for i, p in enumerate(problems):
-        _check_problem(p, "problems")
+        _check_problem(p, f"problems[{i}]")
     meth = get_method(method)
     ts = _check_ts(ts)
     if v0s is None:
@@ -846,7 +871,7 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
         if (p.k, p.m) != (k, m):
             raise TwoLayerInputError("problems", f"problem {i} has (k, m)=({p.k}, {p.m}), "
                                      f"problem 0 has ({k}, {m})", "batch problems of the same shape")
-    v0s = [_check_v0(p, v) for p, v in zip(problems, v0s)]
+    v0s = [_check_v0(p, v, f"v0s[{i}]") for i, (p, v) in enumerate(zip(problems, v0s))]
     config = _make_config(config, rtol, atol, dict(options))
     if not meth.trains_B:
         return [_lp_trajectory(p, ts, v) for p, v in zip(problems, v0s)]

@@ -23,8 +23,9 @@ class InvariantDrift(NamedTuple):
 
     i1_abs : max_t ||(B(t) - B0) Q_Sperp||_F.
     i1_rel : i1_abs / ||B0 Q_Sperp||_F (i1_abs when that norm is 0).
-    i2_abs : max_t ||(v v^T - B B^T)(t) - (v0 v0^T - B0 B0^T)||_F (v0 = traj.v0).
-    i2_rel : i2_abs / ||v0 v0^T - B0 B0^T||_F (i2_abs when that norm is 0).
+    i2_abs : max_t ||(v v^T - B B^T)(t) - (v0 v0^T - B0 B0^T)||_F (v0 = traj.v0); NaN for
+        an LP trajectory, where I2 is no invariant (the head moves, B stays B0).
+    i2_rel : i2_abs / ||v0 v0^T - B0 B0^T||_F (i2_abs when that norm is 0; NaN for LP).
     """
 
     i1_abs: float
@@ -115,12 +116,16 @@ def invariant_drift(problem: Problem, traj: Trajectory) -> InvariantDrift:
     ``traj`` must come from ``problem``: its shapes are checked, and its B(0) is
     compared with ``problem.B0`` when the trajectory contains t = 0 (or is LP).
     The relative drifts divide by the reference norms, or equal the absolute
-    drifts when a reference is 0.
+    drifts when a reference is 0. I2 holds for the FT stage only (FT, LP-FT, their GD and
+    the reference); for an LP trajectory (``method`` "lp" or "gd-lp"), where only the head
+    moves, the I2 drifts are NaN (not applicable) rather than a drift that reads as a failure.
     """
     check_problem(problem)
     _check_traj(problem, traj)
     i1 = float(np.max(i1_residual(problem, traj.B)))
     ref = float(np.linalg.norm(problem.B0 @ problem.S_perp_basis))
+    if traj.method in ("lp", "gd-lp"):
+        return InvariantDrift(i1, i1 / ref if ref > 0 else i1, float("nan"), float("nan"))
     M0 = np.outer(traj.v0, traj.v0) - problem.B0 @ problem.B0.T
     ref2 = float(np.linalg.norm(M0))
     i2 = float(np.max(i2_residual(traj.v, traj.B, traj.v0, problem.B0)))
