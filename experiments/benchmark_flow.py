@@ -727,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="problem size d,k,m,n (default 100,5,40,60)")
     ap.add_argument("--repeats", type=_positive, default=None, metavar="R",
                     help="time the warm and 1-vs-all-cores calls R times and keep the best "
-                         "(default 2, --quick 1)")
+                         "(default 2)")
     ap.add_argument("--no-cold-process", action="store_true",
                     help="skip the fresh-process measurements (each imports jax anew): the first "
                          "call of 20 problems with an empty and with the persistent cache, the "
@@ -758,7 +758,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     res = run(seed=args.seed, shape=args.shape, n_call=args.problems, n_baseline=baseline, n_accuracy=accuracy,
               cold_processes=not args.no_cold_process, cores=not args.no_cores, step_floor=not args.no_step_floor,
-              repeats=args.repeats or (1 if args.quick else 2),
+              repeats=args.repeats or 2,
               gpu_problems=args.gpu_problems, gpu_map_problems=args.gpu_map_problems, gpu_chunks=args.gpu_chunks)
     res.update(quick=args.quick, total_seconds=time.perf_counter() - t0, versions=package_versions(),
                git_revision=git_revision(), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
