@@ -569,10 +569,20 @@ def cores_phase(call, warm, ts, log, repeats: int = 1, seed: int = 0, shape: dic
     return out
 
 
+def _policy_seconds() -> dict | None:
+    """twolayer's host policy seconds by stage (None in a version without them)."""
+    try:
+        from twolayer.flow import policy_seconds
+    except ImportError:
+        return None
+    return policy_seconds()
+
+
 def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
     """Problems per minute for ``n`` problems with vmap and map batching on jax's default
-    device, with the seconds spent inside solver calls (the device's share; the rest is the
-    host's policy per problem: reduced coordinates, retries, eigh at the stop, certificate)."""
+    device, with the seconds spent inside solver calls (the device's share) and the host's
+    policy per problem by stage (:mod:`twolayer._timing`: reduced coordinates, start, the
+    analysis after each stop, certificate, packaging; summed over threads)."""
     import jax
     from twolayer import _solve
     out = dict(device=str(jax.devices()[0]), backend=jax.default_backend(), n_problems=n,
@@ -593,15 +603,21 @@ def gpu_phase(seed, shape, ts, n, n_map, chunks, log) -> dict:
             continue
         _, tw = _batch(warm, ts, **opts)
         s0 = _solve.solve_seconds() if hasattr(_solve, "solve_seconds") else None
+        p0 = _policy_seconds()
         trs, wall = _batch(ps[:count], ts, **opts)
         solve_s = _solve.solve_seconds() - s0 if s0 is not None else None
+        p1 = _policy_seconds()
+        policy = {k: p1[k] - p0[k] for k in p1} if p0 is not None else None
         failed = sum(isinstance(t, Exception) for t in trs)
         steps = [t.stats.get("num_steps_total", t.stats.get("num_steps")) for t in trs if not isinstance(t, Exception)]
         out[key] = dict(n_problems=count, seconds=wall, warmup_seconds=tw, failed=failed,
                         chunk=chunk if chunk is not None else out["default_chunk"] if batching == "vmap" else None,
                         problems_per_minute=count / wall * 60.0, solver_call_seconds=solve_s,
                         mean_steps=float(np.mean(steps)) if steps else None,
-                        max_steps=int(np.max(steps)) if steps else None)
+                        max_steps=int(np.max(steps)) if steps else None,
+                        policy_seconds=policy,
+                        policy_ms_per_problem=None if policy is None else
+                        {k: 1e3 * v / count for k, v in policy.items()})
         log.phase(f"{out['backend']}_{key}", wall, f"({count} problems: {count / wall * 60:.3g} problems/min, "
                                       f"{failed} failed; in solver calls {solve_s or float('nan'):.2f}s "
                                       f"summed over threads; "
@@ -676,6 +692,11 @@ def table(res: dict) -> str:
                 rows.append((f"{g['backend']} {b}: {r['n_problems']} problems", f"{r['seconds']:.2f} s",
                              f"{r['problems_per_minute']:.3g} problems/min, {r['failed']} failed"
                              + (f", chunk {r['chunk']}" if r.get("chunk") else "") + solver))
+                if r.get("policy_ms_per_problem"):
+                    pm = r["policy_ms_per_problem"]
+                    rows.append((f"  host policy per problem ({b})", f"{sum(pm.values()):.2f} ms",
+                                 ", ".join(f"{k} {v:.2f}" for k, v in pm.items())
+                                 + " ms (summed over threads)"))
     for name, t in res.get("targets", {}).items():
         verdict = f"not judged ({t['not_judged']})" if t.get("not_judged") else "met" if t["met"] else "NOT met"
         rows.append((f"target {name}", f"{t['value']:.3g}", f">= {t['minimum']:g}: {verdict}"

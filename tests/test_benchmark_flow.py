@@ -47,6 +47,9 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
         if isinstance(gpu[batching], dict):
             assert gpu[batching]["n_problems"] == n and gpu[batching]["failed"] == 0
             assert gpu[batching]["problems_per_minute"] > 0
+            pol = gpu[batching]["policy_seconds"]
+            assert set(pol) == {"reduce", "prepare", "stop", "finish", "package"}
+            assert all(v >= 0 for v in pol.values()) and pol["stop"] > 0 and pol["package"] > 0
     assert {"first_call", "new_size", "warm", "naive", "lsoda", "accuracy"} <= set(saved["phase_seconds"])
     for name in ("speedup_new_size_vs_naive", "speedup_new_size_vs_lsoda"):
         t = saved["targets"][name]                # 3 problems, peers on 2: shown, not judged
@@ -63,6 +66,7 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
     assert sc["lsoda_speedup_ceiling"] == saved["seconds_lsoda_per_call"] / (
         3 * sc["mean_steps"] * sc["floor_us_per_step"] * 1e-6 / sc["n_cores"])
     assert "bare XLA Dopri8 loop" in out and "LSODA speed-up ceiling" in out
+    assert "host policy per problem (vmap)" in out
     assert "not measured: it needs the pinned processes" in out
     assert "not judged (3 problems, peers timed on 2" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]

@@ -420,3 +420,18 @@ def test_import_changes_no_global_jax_state():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__('os').environ, "JAX_PLATFORMS": "cpu"})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_policy_seconds_time_each_host_stage():
+    """flow.policy_seconds: the host's policy by stage, summed over threads; each stage of a
+    batch moves it (reduce only for problems whose SVD is not cached yet), never backwards."""
+    from twolayer.flow import policy_seconds
+    ps = [tl.make_problem(100 + s, 12, 2, 5, 8, 0.1, head_init="gaussian") for s in range(3)]
+    p0 = policy_seconds()
+    tl.simulate_batch(ps, "ft", [0.0, 1.0, np.inf], workers=2)
+    p1 = policy_seconds()
+    assert set(p1) == {"reduce", "prepare", "stop", "finish", "package"}
+    assert all(p1[k] > p0[k] for k in p1), (p0, p1)
+    tl.simulate_batch(ps, "ft", [0.0, 1.0, np.inf], workers=1)
+    p2 = policy_seconds()
+    assert all(p2[k] >= p1[k] for k in p2) and p2["stop"] > p1["stop"]

@@ -56,7 +56,8 @@ padded to power-of-two buckets and batches run as single solves on a thread pool
 ``batching="map"``) or as fixed-size vmapped chunks (GPU, ``"vmap"``), so a new batch
 size, tolerance or number of times does not compile again; :func:`compile_count` says how
 often the solver was compiled. The persistent compilation cache (:mod:`twolayer._jaxcache`,
-env ``TWOLAYER_JAX_CACHE``) makes a new process start warm.
+env ``TWOLAYER_JAX_CACHE``) makes a new process start warm. :func:`policy_seconds` says
+where the host's share of a batch goes, by stage (:mod:`twolayer._timing`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ import numpy as np
 from . import _solve
 from ._field import steady_measure
 from ._jaxcache import cache_dir, compile_count
+from ._timing import policy_seconds, timed
 from .certificate import certify, limit_gap_tol
 from .errors import (SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError,
                      TwoLayerInputError)
@@ -81,7 +83,7 @@ from .tail import Curvature, curvature, linear_tail, minimum_gap, reduced_eigh, 
 from .trajectory import FlowResult, Trajectory
 
 __all__ = ["FlowConfig", "FlowResult", "simulate", "simulate_batch", "compile_count", "cache_dir",
-           "METHODS", "SOLVERS", "BATCHINGS"]
+           "policy_seconds", "METHODS", "SOLVERS", "BATCHINGS"]
 
 SOLVERS = _solve.SOLVERS
 BATCHINGS = ("auto", "map", "vmap")
@@ -657,7 +659,8 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
         """Package a finished case; on a failed certificate, integrate further or raise."""
         cs = cases[i]
         wall = (time.perf_counter() - start) / len(cases)
-        res = _finish(cs, ts, config, wall, batched, where(i))
+        with timed("finish"):
+            res = _finish(cs, ts, config, wall, batched, where(i))
         cert = res[4]
         if cert is not None and not cert["passed"]:
             if config.fallback_solver is not None and not cs.fallback:
@@ -678,14 +681,16 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
 
     def prepare(i):
         cases[i].t1 = t1
-        _prepare(cases[i], t1, ts, config, codes, want_inf, where(i))
+        with timed("prepare"):
+            _prepare(cases[i], t1, ts, config, codes, want_inf, where(i))
         if cases[i].out is not None and cases[i].out[0] == "raw":
             finalize(i)
 
     def after(i, raw):
         cs = cases[i]
         cs.job_done = cs.job
-        _retry(cs, raw, ts, t1, want_inf, config, codes, where(i))
+        with timed("stop"):
+            _retry(cs, raw, ts, t1, want_inf, config, codes, where(i))
         if cs.job is None:
             finalize(i)
 
@@ -760,6 +765,8 @@ def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray) -> Trajecto
 
 
 def _case_for(problem: Problem, meth: Method, v0: np.ndarray) -> _Case:
+    with timed("reduce"):
+        problem.reduced                 # the SVD of X, once per Problem (cached on it)
     s2, c, G0, _ = problem.reduced
     v_start = meth.start(problem, v0)
     i2 = float(np.linalg.norm(np.outer(v_start, v_start) - problem.B0 @ problem.B0.T))
@@ -768,6 +775,11 @@ def _case_for(problem: Problem, meth: Method, v0: np.ndarray) -> _Case:
 
 
 def _package(problem, method, ts, case: _Case) -> Trajectory:
+    with timed("package"):
+        return _trajectory(problem, method, ts, case)
+
+
+def _trajectory(problem, method, ts, case: _Case) -> Trajectory:
     v_out, G_out, result, stats, cert = case.out
     if cert is not None:
         stats["certificate_s"] = cert.get("seconds")

@@ -1,0 +1,40 @@
+"""Wall seconds of the host's policy by stage, summed over threads (issue 10: on a GPU the
+host's per-problem work, not the device, limits problems per minute; these say which stage).
+
+Stages (:mod:`twolayer.flow`): ``reduce`` (a problem's reduced coordinates: the SVD of X),
+``prepare`` (the start: steady test, tolerances, the first job), ``stop`` (after each
+integration: the retry policy, the eigendecomposition at the stop, curvature, closed-form
+tail), ``finish`` (outputs and certificate) and ``package`` (the full B(t) and the
+Trajectory). The solver calls themselves are :func:`twolayer._solve.solve_seconds`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+__all__ = ["STAGES", "policy_seconds", "timed"]
+
+STAGES = ("reduce", "prepare", "stop", "finish", "package")
+_SECONDS = dict.fromkeys(STAGES, 0.0)
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def timed(stage: str):
+    """Add the wall time of the block to ``stage`` (one of STAGES)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        dt = time.perf_counter() - t0
+        with _LOCK:
+            _SECONDS[stage] += dt
+
+
+def policy_seconds() -> dict:
+    """{stage: seconds} spent in the host's policy in this process, summed over threads
+    (take the difference of two calls to time one batch)."""
+    with _LOCK:
+        return dict(_SECONDS)
