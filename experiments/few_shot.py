@@ -136,8 +136,8 @@ def _bound_check(df, form: str) -> dict:
     eps_vac = sorted(set(df[st == "vacuous"].eps_nominal))
     return dict(
         id=f"thm33_{form}_form", unit="sqrt(loss)",
-        claim=(f"On this sweep's few-shot instances (not a search: bound_tightness searches where it fails), "
-               f"sqrt(L_test(FT, t)) >= Theorem 3.3 bound ({form} form) for all t, n < d IID"),
+        claim=(f"On this sweep only: sqrt(L_test(FT, t)) >= Theorem 3.3 bound ({form} form) for all t, "
+               "n < d IID (this sweep's few-shot instances; bound_tightness searches where it fails)"),
         source="Theorem 3.3 (THEORY.md §4), few-shot (§6)", status=status, margin=margin,
         n_cases=n_ok,
         details=(f"margin = min over non-vacuous instances and t of sqrt(L_test) - bound (sqrt-loss "
