@@ -51,15 +51,16 @@ ROW_KEYS = ("id", "claim", "source", "status", "margin", "unit", "n_cases", "det
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 
 
-#: The smallest error a "decades below tolerance" margin counts down to: float64's rounding
-#: level (machine epsilon). An error of exactly 0 would otherwise show as ~300 decades.
+#: float64's relative precision: a "decades below tolerance" margin counts at most this far
+#: below the tolerance (an error of exactly 0 would otherwise show as ~300 decades).
 ROUNDING = 2.0 ** -52
 
 
 def decades_below(tol: float, worst: float) -> float:
-    """The margin log10(tol / worst) in decades, with ``worst`` counted down to ROUNDING only
-    (an exact 0 gives log10(tol / eps); the row's details state the error itself)."""
-    return float(math.log10(tol / max(float(worst), ROUNDING)))
+    """The margin log10(tol / worst) in decades (> 0: within tolerance), with ``worst``
+    counted down to tol * ROUNDING only: at most log10(1 / eps) = 15.65 decades, reached by an
+    exact 0 (the row's details state the error itself)."""
+    return float(math.log10(tol / max(float(worst), tol * ROUNDING)))
 
 
 def passed(ok: bool) -> Status:

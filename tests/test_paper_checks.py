@@ -405,3 +405,15 @@ def test_real_features_rows_from_cached_records(tmp_path):
     assert set(rf.OBSERVATIONS) <= {"agree_lp_vs_ft_ood", "agree_id_vs_ood_distortion",
                                     "agree_lpft_vs_ft_distortion", "conditions_phase",
                                     "linear_ft_distorts_id_more"}
+
+
+def test_decades_below_margin_is_positive_iff_within_tolerance_and_bounded():
+    """A 'decades below tolerance' margin: > 0 exactly when the error is within tolerance, the
+    same sign as before at any tolerance (1e-20 included), and at most log10(1/eps) for an
+    exact 0 (it once showed +288 decades; a floor at eps made a 1e-20 tolerance pass negative)."""
+    from experiments._checks import ROUNDING, decades_below
+    for tol in (1e-20, 1e-12, 1e-6, 1.0):
+        assert decades_below(tol, 0.0) == decades_below(tol, tol * 1e-30) == -math.log10(ROUNDING)
+        assert decades_below(tol, tol) == 0.0
+        assert decades_below(tol, 0.5 * tol) > 0 > decades_below(tol, 2.0 * tol)
+        assert abs(decades_below(tol, 1e-3 * tol) - 3.0) < 1e-12
