@@ -149,20 +149,19 @@ def _module_file(compute) -> Path | None:
     return Path(path).resolve() if path else None
 
 
-def code_fingerprint(compute=None, module_file: Path | str | None = None) -> str:
+def code_fingerprint(module_file: Path | str | None = None) -> str:
     """Hash (16 hex digits) of the code a sweep's records depend on: every ``.py`` file of
-    the ``twolayer`` package (by its path inside the package) and the source file of the
-    module that defines ``compute`` (or ``module_file``; nothing more when it has no file,
-    e.g. a function typed into a session). Read from disk at each call, so an edit made
-    between two sweeps of one process is seen."""
+    the ``twolayer`` package (by its path inside the package) and ``module_file``, the source
+    of the module that defines the sweep's ``compute`` (nothing more when it has none, e.g. a
+    function typed into a session). Read from disk at each call, so an edit made between two
+    sweeps of one process is seen."""
     import twolayer
     pkg = Path(twolayer.__file__).resolve().parent
     h = hashlib.sha256()
     for path in sorted(pkg.rglob("*.py")):
         h.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
-    src = Path(module_file) if module_file is not None else _module_file(compute) if compute is not None else None
-    if src is not None and src.exists():
-        h.update(b"module\0" + src.read_bytes())
+    if module_file is not None and Path(module_file).exists():
+        h.update(b"module\0" + Path(module_file).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -214,7 +213,8 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     if progress is None:
         progress = sys.stderr.isatty()
     t_start = time.perf_counter()
-    code = code_fingerprint(compute)
+    src = _module_file(compute)
+    code = code_fingerprint(src)
     payloads: dict[str, dict] = {}
     todo = []
     n_stale = 0
@@ -229,7 +229,6 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
         todo.append((key, unit))
     n_cached = len(payloads)
     if n_stale:
-        src = _module_file(compute)
         print(f"{name}: {n_stale} cached unit(s) under {udir} were computed by other code (the twolayer "
               f"package{' or ' + src.name if src else ''} changed since): computing them again",
               file=sys.stderr)
@@ -261,7 +260,7 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
         "experiment": name, "config": _jsonable(config), "config_hash": chash,
         "seed": getattr(config, "seed", None), "n_units": len(units), "n_cached_units": n_cached,
         "n_stale_units": n_stale, "code_fingerprint": code,
-        "code_module": str(_module_file(compute)) if _module_file(compute) is not None else None,
+        "code_module": str(src) if src is not None else None,
         "n_records": len(all_records), "seconds": time.perf_counter() - t_start,
         "executor": getattr(executor, "name", type(executor).__name__),
         "versions": package_versions(), "git_revision": git_revision(),
@@ -332,7 +331,7 @@ def _warn_if_stale(name: str, meta_path: Path, where: str) -> None:
     except (OSError, json.JSONDecodeError):
         meta = {}
     stored, module = meta.get("code_fingerprint"), meta.get("code_module")
-    if stored is None or stored != code_fingerprint(module_file=module):
+    if stored is None or stored != code_fingerprint(module):
         import warnings
         what = "by other code than the code now installed" if stored else "before code fingerprints were recorded"
         warnings.warn(f"the cached records of {name!r} ({meta_path.parent}) were computed {what}; "

@@ -325,7 +325,7 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
     """A cached unit is reused only by the code that computed it: after an edit of the module
     that defines compute (or of twolayer), every unit is computed again, the sweep says so,
     and load_records warns about records left from other code."""
-    from experiments._common import StaleResultsWarning, code_fingerprint
+    from experiments._common import StaleResultsWarning, _module_file, code_fingerprint
     monkeypatch.syspath_prepend(str(tmp_path))
     units = [dict(i=i) for i in range(4)]
     mod = _module_with_compute(tmp_path, "stale_mod")
@@ -336,7 +336,7 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
     root = sweep_dir("stale", Cfg(), tmp_path / "out")
     meta = json.loads((root / "meta.json").read_text())
     assert meta["n_cached_units"] == 4 and meta["n_stale_units"] == 0
-    assert meta["code_fingerprint"] == code_fingerprint(mod.compute)
+    assert meta["code_fingerprint"] == code_fingerprint(_module_file(mod.compute))
     with __import__("warnings").catch_warnings():
         __import__("warnings").simplefilter("error", StaleResultsWarning)
         load_records("stale", out=tmp_path / "out")               # fresh: no warning
@@ -367,10 +367,10 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
     pkg = tmp_path / "pkg" / "twolayer"
     shutil.copytree(Path(twolayer.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(twolayer, "__file__", str(pkg / "__init__.py"))
-    same = code_fingerprint(mod.compute)
+    same = code_fingerprint(_module_file(mod.compute))
     assert same == meta["code_fingerprint"]
     (pkg / "flow.py").write_text((pkg / "flow.py").read_text() + "\n# an edit\n")
-    assert code_fingerprint(mod.compute) != same
+    assert code_fingerprint(_module_file(mod.compute)) != same
 
 
 def test_rerun_command_rebuilds_the_cached_configuration():

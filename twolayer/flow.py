@@ -765,9 +765,8 @@ def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray) -> Trajecto
 
 
 def _case_for(problem: Problem, meth: Method, v0: np.ndarray) -> _Case:
-    with timed("reduce"):
-        problem.reduced                 # the SVD of X, once per Problem (cached on it)
-    s2, c, G0, _ = problem.reduced
+    with timed("reduce"):               # the SVD of X, once per Problem (cached on it)
+        s2, c, G0, _ = problem.reduced
     v_start = meth.start(problem, v0)
     i2 = float(np.linalg.norm(np.outer(v_start, v_start) - problem.B0 @ problem.B0.T))
     return _Case(np.asarray(s2, np.float64), np.asarray(c, np.float64), np.asarray(v_start, np.float64),
