@@ -642,6 +642,12 @@ def fresh_rows(fr: dict) -> list:
     return rows
 
 
+#: The host policy's stages (twolayer._timing) as the table names them.
+STAGE_LABELS = {"reduce": "reduce (SVD of X)", "prepare": "prepare (the start)",
+                "stop": "stop (after each solve: eigh, curvature, tail)", "finish": "finish (certificate)",
+                "package": "package (B(t))"}
+
+
 def table(res: dict) -> str:
     n = res["n_call"]
     rows = [("first call (compile / cache load)", f"{res['seconds_first_call']:.2f} s", f"{res['n_first']} problems"),
@@ -669,9 +675,11 @@ def table(res: dict) -> str:
                      f"bare XLA Dopri8 loop (no policy, no saving): {sc['floor_us_per_step']:.1f} us; mean "
                      f"{sc['mean_steps']:.0f} steps"))
         if "lsoda_speedup_ceiling" in sc:
+            few = res["n_baseline"] != res["n_call"]
             rows.append(("LSODA speed-up ceiling at that floor", f"{sc['lsoda_speedup_ceiling']:.1f}x",
                          f"our steps at the bare loop's cost on all {sc['n_cores']} cores, nothing else "
-                         "(an upper bound, not measured)"))
+                         "(an upper bound, not measured" + (f"; LSODA timed on {res['n_baseline']} problems: "
+                                                            "indicative only)" if few else ")")))
     if isinstance(res.get("cores"), dict):
         c = res["cores"]
         rows.append((f"1 thread vs {c['threads']} threads ({n} problems)", f"{c['speedup_threads']:.2f}x",
@@ -695,7 +703,7 @@ def table(res: dict) -> str:
                 if r.get("policy_ms_per_problem"):
                     pm = r["policy_ms_per_problem"]
                     rows.append((f"  host policy per problem ({b})", f"{sum(pm.values()):.2f} ms",
-                                 ", ".join(f"{k} {v:.2f}" for k, v in pm.items())
+                                 ", ".join(f"{STAGE_LABELS.get(k, k)} {v:.2f}" for k, v in pm.items())
                                  + " ms (summed over threads)"))
     for name, t in res.get("targets", {}).items():
         verdict = f"not judged ({t['not_judged']})" if t.get("not_judged") else "met" if t["met"] else "NOT met"

@@ -66,7 +66,8 @@ def test_benchmark_tiny_run_writes_every_key_and_meets_the_accuracy(tmp_path, ca
     assert sc["lsoda_speedup_ceiling"] == saved["seconds_lsoda_per_call"] / (
         3 * sc["mean_steps"] * sc["floor_us_per_step"] * 1e-6 / sc["n_cores"])
     assert "bare XLA Dopri8 loop" in out and "LSODA speed-up ceiling" in out
-    assert "host policy per problem (vmap)" in out
+    assert "host policy per problem (vmap)" in out and "stop (after each solve" in out
+    assert "LSODA timed on 2 problems: indicative only" in out      # peers on 2 of the 3 problems
     assert "not measured: it needs the pinned processes" in out
     assert "not judged (3 problems, peers timed on 2" in out
     assert res["rel_err_ours"] == saved["rel_err_ours"]
