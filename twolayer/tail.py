@@ -121,19 +121,19 @@ def reduced_hessian(s2, c, v, G) -> np.ndarray:
 
 def _unit_and_complement(u: np.ndarray):
     """([u / |u|] as an (n, 1) matrix, or (n, 0) for u = 0; an orthonormal basis of its
-    orthogonal complement), the complement from a Householder reflection (exactly
+    orthogonal complement; |u|), the complement from a Householder reflection (exactly
     orthonormal up to rounding)."""
     n = u.size
     nu = float(np.linalg.norm(u))
     if nu == 0.0:
-        return np.zeros((n, 0)), np.eye(n)
+        return np.zeros((n, 0)), np.eye(n), nu
     x = u / nu
     alpha = -1.0 if x[0] >= 0 else 1.0
     w = x.copy()
     w[0] -= alpha
     w /= np.linalg.norm(w)
     reflect = np.eye(n) - 2.0 * np.outer(w, w)     # maps x to alpha e_1; symmetric, orthogonal
-    return x[:, None], reflect[:, 1:]
+    return x[:, None], reflect[:, 1:], nu
 
 
 def reduced_eigh(s2, c, v, G):
@@ -165,9 +165,8 @@ def reduced_eigh(s2, c, v, G):
     s2, v, G = (np.asarray(a, np.float64) for a in (s2, v, G))
     k, m = G.shape
     r = s2 * (G.T @ v) - c
-    nv, nr = float(np.linalg.norm(v)), float(np.linalg.norm(r))
-    v_hat, V_c = _unit_and_complement(v)
-    r_hat, R_c = _unit_and_complement(r)
+    v_hat, V_c, nv = _unit_and_complement(v)
+    r_hat, R_c, nr = _unit_and_complement(r)
     has_v, has_r = v_hat.shape[1], r_hat.shape[1]         # 0 or 1 each
     mx, mb = has_v * m, has_r * V_c.shape[1]              # sizes of the x and b blocks
     P = k + mx + mb
