@@ -52,7 +52,7 @@ def main(results_dir=None, out_dir=None) -> list:
     ax0.plot([], [], "k--", lw=1, label="Thm 3.3 bound (max over seeds; absent = vacuous)")
     ax0.plot([], [], "k:", lw=1, label="LP at t = inf (median)")
     fig.legend(*ax0.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle("Few-shot IID: FT's test loss stays above the Theorem 3.3 lower bound;\n"
+    fig.suptitle("Few-shot IID, these instances: FT's test loss stays above the Theorem 3.3 lower bound;\n"
                  "LP is far better for good features", fontsize=10)
     return save(fig, out_dir, "few_shot")
 
