@@ -12,10 +12,10 @@ or duplicating finished units. When all units are done it writes ``records.csv``
 and ``meta.json`` (config, seed, package versions, git revision, code fingerprint, timings).
 
 A cached unit is reused only when the code that computed it is the code running now:
-each unit file carries :func:`code_fingerprint` (a hash of the ``twolayer`` package's
-sources and of the module that defines ``compute``), and a unit computed by other code
-(an edited simulator, an older release, or a unit file from before fingerprints) is
-computed again, with a note on stderr and its count in ``meta.json`` (``n_stale_units``).
+each unit file carries :func:`code_fingerprint` (a hash of the code of the ``twolayer``
+package and of the module that defines ``compute``, comments and docstrings left out), and
+a unit computed by other code (an edited simulator, an older release, or a unit file from
+before fingerprints) is computed again, with a note on stderr and its count in ``meta.json`` (``n_stale_units``).
 So a fix to the simulator can never leave its old numbers in a figure or a paper check.
 
 Units run in this process by default; on Dask distributed inside a
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -149,19 +150,45 @@ def _module_file(compute) -> Path | None:
     return Path(path).resolve() if path else None
 
 
+def _code_text(path: Path) -> bytes:
+    """The code of one source file, without what cannot change a result: comments, blank
+    lines, layout and docstrings (the file's syntax tree with docstrings dropped, dumped
+    without line numbers). A file that does not parse counts by its bytes. Read at each
+    call; parsed once per distinct content."""
+    return _parsed_code(path.read_bytes())
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed_code(raw: bytes) -> bytes:
+    import ast
+    try:
+        tree = ast.parse(raw)
+    except (SyntaxError, ValueError):
+        return raw
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
+
+
 def code_fingerprint(module_file: Path | str | None = None) -> str:
     """Hash (16 hex digits) of the code a sweep's records depend on: every ``.py`` file of
     the ``twolayer`` package (by its path inside the package) and ``module_file``, the source
     of the module that defines the sweep's ``compute`` (nothing more when it has none, e.g. a
-    function typed into a session). Read from disk at each call, so an edit made between two
-    sweeps of one process is seen."""
+    function typed into a session). Each file counts by its syntax tree (:func:`_code_text`),
+    so an edit of a comment, a docstring or the layout keeps the cache, and any edit of the
+    code discards it. Read from disk at each call, so an edit made between two sweeps of one
+    process is seen."""
     import twolayer
     pkg = Path(twolayer.__file__).resolve().parent
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"ast %d.%d\0" % sys.version_info[:2])    # ast.dump differs between versions
     for path in sorted(pkg.rglob("*.py")):
-        h.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(str(path.relative_to(pkg)).encode() + b"\0" + _code_text(path) + b"\0")
     if module_file is not None and Path(module_file).exists():
-        h.update(b"module\0" + Path(module_file).read_bytes())
+        h.update(b"module\0" + _code_text(Path(module_file)))
     return h.hexdigest()[:16]
 
 

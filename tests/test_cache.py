@@ -342,7 +342,7 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
         load_records("stale", out=tmp_path / "out")               # fresh: no warning
 
     # An edit of the module (a changed compute): the records on disk are now stale ...
-    mod = _module_with_compute(tmp_path, "stale_mod", body="# changed")
+    mod = _module_with_compute(tmp_path, "stale_mod", body="OFFSET = 1")
     with pytest.warns(StaleResultsWarning, match="computed by other code"):
         load_records("stale", out=tmp_path / "out")
     # ... and the next sweep computes every unit again.
@@ -369,8 +369,54 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
     monkeypatch.setattr(twolayer, "__file__", str(pkg / "__init__.py"))
     same = code_fingerprint(_module_file(mod.compute))
     assert same == meta["code_fingerprint"]
-    (pkg / "flow.py").write_text((pkg / "flow.py").read_text() + "\n# an edit\n")
+    (pkg / "flow.py").write_text((pkg / "flow.py").read_text() + "\nEDITED = 1\n")
     assert code_fingerprint(_module_file(mod.compute)) != same
+
+
+def test_fingerprint_ignores_comments_docstrings_and_layout(tmp_path):
+    """Editing a comment, a docstring or the layout keeps a cache; editing code, even one
+    constant inside a function, discards it."""
+    from experiments._common import code_fingerprint
+    path = tmp_path / "mod.py"
+
+    def fingerprint(text):
+        path.write_text(textwrap.dedent(text))
+        return code_fingerprint(path)
+
+    base = fingerprint('''
+        def f(x):
+            return 2.0 * x
+    ''')
+    assert fingerprint('''
+        """A module docstring."""
+        # a comment
+
+
+        def f(x):   # another
+            """f's docstring, edited."""
+            return (2.0
+                    * x)
+    ''') == base
+    assert fingerprint('''
+        def f(x):
+            return 2.0 * x + 0.0
+    ''') != base
+    assert fingerprint('''
+        def f(x):
+            return 2.5 * x
+    ''') != base
+    # A string that is the function's value is code, not a docstring.
+    assert fingerprint('''
+        def f(x):
+            return "one"
+    ''') != fingerprint('''
+        def f(x):
+            return "two"
+    ''')
+    path.write_text("def f(:\n")                    # not Python: counted by its bytes
+    broken = code_fingerprint(path)
+    path.write_text("def f(:  \n")
+    assert code_fingerprint(path) != broken
 
 
 def test_rerun_command_rebuilds_the_cached_configuration():
