@@ -23,7 +23,8 @@ import re
 from enum import Enum
 
 __all__ = ["Status", "CHECK_STATUSES", "REPORT_STATUSES", "ROW_KEYS", "ID_PATTERN", "row", "passed",
-           "validate_row", "decades_below", "ROUNDING"]
+           "validate_row", "decades_below", "ROUNDING", "MAX_DECADES",
+           "DECADES_BELOW"]
 
 
 class Status(str, Enum):
@@ -54,6 +55,11 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 #: float64's relative precision: a "decades below tolerance" margin counts at most this far
 #: below the tolerance (an error of exactly 0 would otherwise show as ~300 decades).
 ROUNDING = 2.0 ** -52
+#: The largest margin :func:`decades_below` gives: log10(1 / ROUNDING) = 15.65 decades, for an
+#: error at or below float64 rounding of the tolerance (the report prints it as ">=").
+MAX_DECADES = math.log10(1.0 / ROUNDING)
+#: The unit of the rows whose margin :func:`decades_below` computes.
+DECADES_BELOW = "decades below tolerance"
 
 
 def decades_below(tol: float, worst: float) -> float:

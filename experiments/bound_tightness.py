@@ -39,7 +39,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, run_sweep
 
 NAME = "bound_tightness"
@@ -602,7 +602,7 @@ def check(records, config: Config) -> list[dict]:
     if cf.empty:
         rows.append(dict(id="k1_closed_form_agreement", claim="simulator = exact k = 1 FT limit",
                          source="twolayer.closed_form (THEORY.md §4)", status="not_applicable", margin=None,
-                         unit="decades below tolerance", n_cases=0, details="no k = 1 zero-head instance"))
+                         unit=DECADES_BELOW, n_cases=0, details="no k = 1 zero-head instance"))
     else:
         worst = float(cf["cf_err_ratio"].max())
         wc = cf.loc[cf["cf_err_ratio"].idxmax()]
@@ -611,7 +611,7 @@ def check(records, config: Config) -> list[dict]:
             claim=f"the simulator's sqrt(L_ood(inf)) equals the exact k = 1 closed form to {CF_TOL:g} relative "
                   f"+ {CF_ATOL:g} ||w*|| (the certified state accuracy) on every k = 1 zero-head instance",
             source="twolayer.closed_form (THEORY.md §4)", status="pass" if worst <= 1.0 else "fail",
-            margin=decades_below(1.0, worst), unit="decades below tolerance",
+            margin=decades_below(1.0, worst), unit=DECADES_BELOW,
             n_cases=int(len(cf)),
             details=(f"largest error / tolerance {worst:.3g} (median {cf['cf_err_ratio'].median():.3g}); there "
                      f"the error is {wc['cf_rel_err']:.3g} relative, sqrt(L_ood(inf)) = {wc['cf_sqrt_ood_inf']:.3g} at "

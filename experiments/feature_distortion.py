@@ -25,7 +25,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "feature_distortion"
@@ -168,7 +168,7 @@ def check(records, config: Config) -> list[dict]:
     worst = float(np.nanmax(np.maximum(sp.sperp_max, sp.sperp_op)))
     ok = worst <= config.i1_tol
     out.append(dict(
-        id="i1_sperp_features_fixed", unit="decades below tolerance",
+        id="i1_sperp_features_fixed", unit=DECADES_BELOW,
         claim="I1: features of inputs in S_perp never change (FT and LP-FT, all t)",
         source="THEORY.md §3 (I1)", status="pass" if ok else "fail",
         margin=decades_below(config.i1_tol, worst), n_cases=int(len(sp)),

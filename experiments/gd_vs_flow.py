@@ -24,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, run_sweep
 
 NAME = "gd_vs_flow"
@@ -133,7 +133,7 @@ def check(records, config: Config) -> list[dict]:
     n_strict = int((df.i1_abs > config.i1_tol).sum())
     ok = bool(np.all(ratio <= 1.0))
     out.append(dict(
-        id="i1_exact_gd", unit="decades below tolerance",
+        id="i1_exact_gd", unit=DECADES_BELOW,
         claim="I1 is exact for discrete GD: (B_t - B0) P_Sperp = 0 (to float64 rounding)",
         source="THEORY.md §3 (I1)", status="pass" if ok else "fail",
         margin=decades_below(1.0, ratio.max()), n_cases=int(len(df)),

@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, run_sweep
 
 NAME = "id_comparison"
@@ -116,7 +116,7 @@ def check(records, config: Config) -> list[dict]:
     ok2 = len(rel) > 0 and worst_rel <= config.interp_tol
     lp_rel = lp.train_loss_rel
     out.append(dict(
-        id="ft_interpolates", unit="decades below tolerance",
+        id="ft_interpolates", unit=DECADES_BELOW,
         claim="FT at t = inf interpolates the training data (train loss ~ 0); LP does not",
         source=SOURCE, status="pass" if ok2 else "fail",
         margin=decades_below(config.interp_tol, worst_rel), n_cases=int(len(rel)),

@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 
 import twolayer as tl
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, run_sweep
 from twolayer.reference import simulate_reference
 
@@ -93,13 +93,13 @@ def check(records, config: Config) -> list[dict]:
     m1 = min(_margin(i1, I1_TOL), _margin(i1_gd, GD_I1_TOL))
     m2 = _margin(i2, I2_TOL)
     return [
-        dict(id="i1_sperp_frozen", unit="decades below tolerance",
+        dict(id="i1_sperp_frozen", unit=DECADES_BELOW,
              claim="I1: B(t) P_Sperp = B0 P_Sperp for all t (OOD features frozen), for the flow "
                    "and for discrete GD",
              source=SOURCE, status="pass" if m1 > 0 else "fail", margin=m1, n_cases=len(records),
              details=f"max ||(B(t)-B0) Q_Sperp||_F: flow {i1:.2e} (tol {I1_TOL:g}), GD {i1_gd:.2e} "
                      f"(tol {GD_I1_TOL:g}); margin in decades below tolerance"),
-        dict(id="i2_balancedness", unit="decades below tolerance",
+        dict(id="i2_balancedness", unit=DECADES_BELOW,
              claim="I2: v v^T - B B^T is constant along the FT flow (balancedness)",
              source=SOURCE, status="pass" if m2 > 0 else "fail", margin=m2, n_cases=len(flow),
              details=f"max relative drift {i2:.2e} (tol {I2_TOL:g}) over {len(flow)} trajectories incl. "

@@ -27,7 +27,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "lpft_perfect_features"
@@ -130,7 +130,7 @@ def check(records, config: Config) -> list[dict]:
     n0 = int(zero["seed"].nunique())
     if n0:
         mx = float(lpft0["ood_loss"].max())
-        out.append({"id": "lpft_zero_ood_eps0", "unit": "decades below tolerance",
+        out.append({"id": "lpft_zero_ood_eps0", "unit": DECADES_BELOW,
                     "claim": "eps = 0: LP-FT's OOD loss is exactly 0 (<= 1e-20) at every t",
                     "source": SOURCE, "status": "pass" if mx <= ZERO_TOL else "fail",
                     "margin": decades_below(ZERO_TOL, mx), "n_cases": n0,

@@ -428,7 +428,7 @@ def agreement_lines(df) -> list[str]:
 
 
 def check(df, config: Config) -> list[dict]:
-    from experiments._checks import Status, passed, row
+    from experiments._checks import DECADES_BELOW, Status, decades_below, passed, row
 
     rows = []
     n = len(df)
@@ -439,8 +439,8 @@ def check(df, config: Config) -> list[dict]:
                     "on real features, d(B0, B*) by principal angles equals 2 sin(theta/2), theta = "
                     "angle(w*, R0), and rank of the projected training features equals m < d - k",
                     "THEORY.md §9, §1", passed(err <= 1e-9 and m_ok),
-                    math.log10(1e-9 / max(err, 1e-300)), "decades below the 1e-9 tolerance", n,
-                    f"max |eps - 2 sin(theta/2)| = {err:.2e}; m in [{df['m'].min()}, {df['m'].max()}], "
+                    decades_below(1e-9, err), DECADES_BELOW, n,
+                    f"max |eps - 2 sin(theta/2)| = {err:.2e} (tol 1e-9); m in [{df['m'].min()}, {df['m'].max()}], "
                     f"d - k = {sorted(set((df['d'] - df['k']).tolist()))}; capped at d - k - 1 in "
                     f"{int(df['m_capped'].sum())} of {n} records"))
     # 2. Theorem 3.3 on real features: its assumption y = X w* holds only for target "wstar"

@@ -53,6 +53,7 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, run_sweep
 
 NAME = "regularization"
@@ -501,10 +502,10 @@ def check(records, config: Config) -> list[dict]:
                  f"(last step <= {reg.ood_last_change.max():.1e}), flow stopped by t = {reg.t_steady.max():.3g}"))]
     xf = df[df.method == "xcheck_full"]
     worst_d, worst_i1 = float(xf.rel_diff.max()), float(xf.i1_rel.max())
-    m_d = np.log10(config.full_match_tol / max(worst_d, 1e-300))
-    m_i = np.log10(config.i1_tol / max(worst_i1, 1e-300))
+    m_d = decades_below(config.full_match_tol, worst_d)
+    m_i = decades_below(config.i1_tol, worst_i1)
     out.append(dict(
-        id="reduced_matches_full_state_i1", unit="decades below tolerance",
+        id="reduced_matches_full_state_i1", unit=DECADES_BELOW,
         claim=(f"I1 holds along the full-state regularised flow (lam = {config.lam_check:g}) and the "
                f"reduced-coordinate flow that assumes it equals that full-state flow on [0, t_end]"),
         source="THEORY.md §3 (I1), derived for the regularised flow",
@@ -515,11 +516,11 @@ def check(records, config: Config) -> list[dict]:
     z = df[df.method == "xcheck_core"]
     worst = float(z.rel_diff.max())
     out.append(dict(
-        id="lam0_matches_core_ft", unit="decades below tolerance",
+        id="lam0_matches_core_ft", unit=DECADES_BELOW,
         claim="regularised FT at lam = 0 equals the core FT flow at every time, the limit included",
         source="twolayer.simulate vs the reduced flow (Radau at finite t, certified limit at t = inf)",
         status="pass" if worst <= config.ft_match_tol else "fail",
-        margin=float(np.log10(config.ft_match_tol / max(worst, 1e-300))), n_cases=int(len(z)),
+        margin=decades_below(config.ft_match_tol, worst), n_cases=int(len(z)),
         details=f"max relative OOD-loss difference {worst:.2e} over t incl. inf (tol {config.ft_match_tol:g})"))
     return out
 

@@ -35,7 +35,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import decades_below
+from experiments._checks import DECADES_BELOW, decades_below
 from experiments._common import cli, log_time_grid, run_sweep
 import twolayer as tl
 
@@ -133,7 +133,7 @@ def check(records, config: Config) -> list[dict]:
     moving = df[df.method.isin(["ft", "lpft"])]
     worst = float(moving.i1_abs.max())
     out.append(dict(
-        id="i1_toy", unit="decades below tolerance",
+        id="i1_toy", unit=DECADES_BELOW,
         claim="I1 in the toy: FT and LP-FT never change the feature's OOD (e2) coordinate",
         source="THEORY.md §3 (I1)", status="pass" if worst <= config.i1_tol else "fail",
         margin=decades_below(config.i1_tol, worst), n_cases=int(len(moving)),
@@ -169,7 +169,7 @@ def check(records, config: Config) -> list[dict]:
     ft_end = end[end.method == "ft"]
     err = np.hypot(ft_end.w1 - ft_end.w_ft_cf1, ft_end.w2 - ft_end.w_ft_cf2).max()
     out.append(dict(
-        id="ft_limit_closed_form", unit="decades below tolerance",
+        id="ft_limit_closed_form", unit=DECADES_BELOW,
         claim="FT's limit from v0 = 0 matches the closed form (interpolation + balancedness + I1)",
         source="DERIVED (THEORY.md §3 invariants)",
         status="pass" if err <= config.closed_form_tol else "fail",

@@ -5,7 +5,8 @@
     python -m paper_checks --only eps_sweep invariants
 
 Statuses (one per claim row):
-  pass             the claim holds (margin > 0 = with room; the unit is given per claim)
+  pass             the claim holds (margin > 0 = with room; the unit is given per claim;
+                   ">=+15.7 decades below tolerance": an error at float64 rounding or below)
   fail             the claim does not hold, and this was not expected: a regression or a new finding
   vacuous          the bound is <= 0 everywhere: nothing verified
   not_applicable   an assumption of the claim fails on these instances
@@ -38,7 +39,7 @@ import time
 import traceback
 from pathlib import Path
 
-from experiments._checks import CHECK_STATUSES, Status, validate_row
+from experiments._checks import CHECK_STATUSES, DECADES_BELOW, MAX_DECADES, Status, validate_row
 from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, executor_from_args,
                                  git_revision, package_versions)
 
@@ -299,8 +300,13 @@ def _clip(text: str, width: int = REASON_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _fmt_margin(m):
-    return "" if m is None else f"{m:+.3g}"
+def _fmt_margin(m, unit: str = "") -> str:
+    """The margin to 3 digits; ">=" before one at the float64 floor of "decades below
+    tolerance" (an error at or below rounding counts MAX_DECADES = 15.65 decades, no more)."""
+    if m is None:
+        return ""
+    floor = unit == DECADES_BELOW and m >= MAX_DECADES - 1e-9
+    return (">=" if floor else "") + f"{m:+.3g}"
 
 
 def _short(claim: str, width: int = 64) -> str:
@@ -314,7 +320,7 @@ def _short(claim: str, width: int = 64) -> str:
 def format_table(rows) -> str:
     """The claims table as aligned plain text."""
     head = ("#", "status", "margin", "unit", "cases", "experiment/id", "claim")
-    lines = [(str(i + 1), r["status"], _fmt_margin(r["margin"]), _clip(r["unit"], 24), str(r["n_cases"]),
+    lines = [(str(i + 1), r["status"], _fmt_margin(r["margin"], r["unit"]), _clip(r["unit"], 24), str(r["n_cases"]),
               f"{r['experiment']}/{r['id']}", _short(r["claim"])) for i, r in enumerate(rows)]
     widths = [max(len(h), *(len(l[j]) for l in lines)) if lines else len(h) for j, h in enumerate(head)]
     fmt = "  ".join(f"{{:{'>' if j in (0, 2, 4) else '<'}{w}}}" for j, w in enumerate(widths))
@@ -346,13 +352,14 @@ def write_report(report: dict, out: Path, cache: Path) -> tuple[Path, Path]:
           "Statuses: *finding* = the model contradicts the paper here, as recorded with its reason "
           "(expected); *unexpected_pass* = a recorded finding no longer holds; *vacuous* = the bound is "
           "<= 0 and verifies nothing. A positive margin means the claim holds with room, in the unit "
-          "given.", "",
+          f"given; >= before {MAX_DECADES:+.3g} {DECADES_BELOW}: the error is at or below float64 "
+          "rounding of the tolerance (the row's details give it).", "",
           "| # | id | claim | source | status | margin | unit | cases | figure |",
           "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows):
         fig = f"[{Path(r['figure']).name}]({r['figure']})" if r["figure"] else ""
         md.append(f"| {i + 1} | {r['experiment']}/{r['id']} | {_md_cell(r['claim'])} | {_md_cell(r['source'])} "
-                  f"| **{r['status']}** | {_fmt_margin(r['margin'])} | {_md_cell(r['unit'])} | {r['n_cases']} "
+                  f"| **{r['status']}** | {_fmt_margin(r['margin'], r['unit'])} | {_md_cell(r['unit'])} | {r['n_cases']} "
                   f"| {fig} |")
     found = [r for r in rows if r.get("reason")]
     if found:

@@ -417,3 +417,18 @@ def test_decades_below_margin_is_positive_iff_within_tolerance_and_bounded():
         assert decades_below(tol, tol) == 0.0
         assert decades_below(tol, 0.5 * tol) > 0 > decades_below(tol, 2.0 * tol)
         assert abs(decades_below(tol, 1e-3 * tol) - 3.0) < 1e-12
+
+
+def test_a_margin_at_the_float64_floor_is_marked_in_the_table():
+    """A 'decades below tolerance' margin at its cap (the error at float64 rounding of the
+    tolerance, or 0) prints as '>=+15.7', so it is not read as a measured 15.7 decades; one
+    below the cap, or in another unit, prints as itself."""
+    from experiments._checks import DECADES_BELOW, MAX_DECADES, decades_below
+    base = dict(experiment="e", status="pass", claim="c", source="s", n_cases=1, figure=None, details="d")
+    rows = [dict(base, id="floor", margin=decades_below(1e-9, 0.0), unit=DECADES_BELOW),
+            dict(base, id="measured", margin=decades_below(1e-9, 1e-21), unit=DECADES_BELOW),
+            dict(base, id="other", margin=MAX_DECADES, unit="decades: log10(a / b)")]
+    lines = {f"e/{r['id']}": line for r, line in zip(rows, runner.format_table(rows).splitlines()[2:])}
+    assert ">=+15.7" in lines["e/floor"]
+    assert "+12" in lines["e/measured"] and ">=" not in lines["e/measured"]
+    assert "+15.7" in lines["e/other"] and ">=" not in lines["e/other"]
