@@ -45,7 +45,7 @@ from typing import Callable, Iterable
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
-           "sweep_dir", "code_fingerprint", "StaleResultsWarning", "rerun_command"]
+           "sweep_dir", "code_fingerprint", "code_parts", "StaleResultsWarning", "rerun_command"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -192,6 +192,30 @@ def code_fingerprint(module_file: Path | str | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+def code_parts(compute) -> dict:
+    """What a worker checks against the client (:mod:`experiments._executor`): the
+    ``twolayer`` package's fingerprint (:func:`code_fingerprint` of no module) and that of
+    the module defining ``compute`` as this process imports it (None when it has no file
+    here, e.g. a function pickled by value from a script)."""
+    src = _module_file(compute)
+    module = hashlib.sha256(_code_text(src)).hexdigest()[:16] if src is not None and src.exists() else None
+    return dict(package=code_fingerprint(None), module=module)
+
+
+def _code_mismatch(mine: dict, theirs: dict) -> str | None:
+    """Why a unit computed with ``theirs`` (:func:`code_parts` on a worker) cannot be cached
+    by a client running ``mine``, or None when the code is the same."""
+    what = [f"the twolayer package (fingerprint {theirs['package']} there, {mine['package']} here)"
+            ] if theirs["package"] != mine["package"] else []
+    if theirs["module"] is not None and theirs["module"] != mine["module"]:
+        what.append(f"the module that defines compute (fingerprint {theirs['module']} there, {mine['module']} here)")
+    if not what:
+        return None
+    return (f"the worker on {theirs.get('host')} (pid {theirs.get('pid')}) runs other code than this client: "
+            f"{' and '.join(what)}; install the same version on every worker (e.g. `pip install -e .` at this "
+            "commit) and rerun: the unit was not cached")
+
+
 class StaleResultsWarning(UserWarning):
     """Cached records were computed by other code than the code running now."""
 
@@ -226,7 +250,7 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     still written and :class:`experiments._executor.SweepError` is raised (a
     rerun computes only the missing units).
     """
-    from experiments._executor import SweepError, current_executor
+    from experiments._executor import CodeMismatchError, SweepError, current_executor
     executor = executor or current_executor()
     units = list(units)
     keys = [config_hash(u) for u in units]
@@ -261,11 +285,18 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
               file=sys.stderr)
     by_key = dict(todo)
     failed: list[tuple[dict, BaseException]] = []
+    mine = None
     for key, result in _progress(executor.map_unordered(compute, todo), len(todo), name, progress):
         if isinstance(result, BaseException):
             failed.append((by_key[key], result))
             continue
-        recs, seconds = result
+        recs, seconds = result[:2]
+        if len(result) > 2:                 # computed in another process: by the same code?
+            mine = mine or code_parts(compute)
+            why = _code_mismatch(mine, result[2])
+            if why is not None:
+                failed.append((by_key[key], CodeMismatchError(why)))
+                continue
         payload = {"unit": _jsonable(by_key[key]), "records": recs, "seconds": seconds, "code": code}
         atomic_write_text(udir / f"{key}.json", json.dumps(payload))
         payloads[key] = payload

@@ -13,7 +13,11 @@ extra argument::
 Who writes the cache: the **client** (the process that called ``run_sweep``) writes
 each finished unit atomically, once, as its result arrives. Workers only compute; they
 need the project installed but no access to the results folder (a remote cluster
-works without a shared file system). A killed worker loses only the units it was
+works without a shared file system). Each result comes back with the fingerprint of the
+code that computed it on its worker; a unit from a worker that runs other code than the
+client (another version of ``twolayer``, or of the experiment's module) is not cached but
+reported as failed (:class:`CodeMismatchError`), so no record is ever labelled with code
+that did not compute it. A killed worker loses only the units it was
 computing: Dask reschedules them on another worker (after
 ``distributed.scheduler.allowed-failures`` worker deaths a unit is reported as failed,
 the other units still finish and are written, and ``run_sweep`` then raises
@@ -29,8 +33,8 @@ import contextvars
 import time
 from typing import Callable, Iterable, Iterator
 
-__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "SweepError", "current_executor",
-           "make_executor", "EXECUTORS"]
+__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "SweepError", "CodeMismatchError",
+           "current_executor", "make_executor", "EXECUTORS"]
 
 EXECUTORS = ("local", "dask")
 
@@ -42,12 +46,25 @@ class SweepError(RuntimeError):
     """Some units of a sweep failed; every unit that finished was written to the cache."""
 
 
-def compute_unit(compute: Callable[[dict], list], unit: dict) -> tuple[list, float]:
-    """Run one unit (on whichever process executes it); returns (JSON-able records, seconds)."""
-    from experiments._common import _jsonable
+class CodeMismatchError(RuntimeError):
+    """A worker computed a unit with other code than the client's (its ``twolayer`` package,
+    or the module that defines ``compute``, differs): the unit is not cached."""
+
+
+def compute_unit(compute: Callable[[dict], list], unit: dict, fingerprint: bool = False) -> tuple:
+    """Run one unit (on whichever process executes it); returns (JSON-able records, seconds),
+    and with ``fingerprint`` also what code computed them there
+    (:func:`experiments._common.code_parts`, with the host and process), for the client to
+    compare with its own (a remote worker may have another version installed)."""
+    from experiments._common import _jsonable, code_parts
     t0 = time.perf_counter()
     recs = compute(unit)
-    return _jsonable(recs), time.perf_counter() - t0
+    out = (_jsonable(recs), time.perf_counter() - t0)
+    if fingerprint:
+        import os
+        import socket
+        out += (dict(code_parts(compute), host=socket.gethostname(), pid=os.getpid()),)
+    return out
 
 
 class Executor:
@@ -57,7 +74,9 @@ class Executor:
 
     def map_unordered(self, compute: Callable[[dict], list], items: list[tuple[str, dict]]
                       ) -> Iterator[tuple[str, tuple[list, float] | BaseException]]:
-        """Yield ``(key, (records, seconds))`` per finished unit, or ``(key, exception)``."""
+        """Yield ``(key, (records, seconds))`` per finished unit, or ``(key, exception)``; an
+        executor whose units run in other processes adds the code that ran there
+        (``(records, seconds, code)``, see :func:`compute_unit`)."""
         raise NotImplementedError
 
     def start(self) -> "Executor":
@@ -178,7 +197,7 @@ class DaskExecutor(Executor):
         run_id = uuid.uuid4().hex[:8]
         futures = {}
         for key, unit in items:
-            fut = self.client.submit(compute_unit, compute, unit, key=f"unit-{key}-{run_id}", pure=False)
+            fut = self.client.submit(compute_unit, compute, unit, True, key=f"unit-{key}-{run_id}", pure=False)
             futures[fut.key] = (key, fut)
         try:
             for fut in distributed.as_completed([f for _, f in futures.values()]):

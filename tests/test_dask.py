@@ -156,6 +156,30 @@ def test_scheduler_address_connects_to_a_running_cluster(cluster, tmp_path):
     assert str(os.getpid()) not in {p.name.split("-")[1] for p in (tmp_path / "log").iterdir()}
 
 
+def test_a_worker_running_other_code_caches_nothing(cluster, tmp_path, monkeypatch):
+    """Each result comes back with the fingerprint of the code that computed it on its worker;
+    when that differs from the client's (here: the client pretends to run another twolayer),
+    no unit is cached, the sweep fails naming the worker and the fix, and a rerun with the
+    same code on both sides computes and caches every unit."""
+    from experiments._executor import CodeMismatchError, compute_unit
+    (tmp_path / "log").mkdir()
+    fn = partial(compute, Cfg(), tmp_path / "log", None)
+    recs, _, there = compute_unit(fn, dict(i=0), fingerprint=True)
+    assert _common._code_mismatch(_common.code_parts(fn), there) is None       # same code: accepted
+    assert there["module"] is not None and there["pid"] == os.getpid()
+    real = _common.code_parts
+    monkeypatch.setattr(_common, "code_parts", lambda c: dict(real(c), package="0" * 16))
+    with pytest.raises(SweepError, match="runs other code than this client") as info:
+        run_sweep("toy", Cfg(), _units()[:4], fn, tmp_path / "out", progress=False, executor=cluster)
+    assert isinstance(info.value.__cause__, CodeMismatchError)
+    assert "pip install -e ." in str(info.value) and "0" * 16 in str(info.value)
+    udir = sweep_dir("toy", Cfg(), tmp_path / "out") / "units"
+    assert list(udir.glob("*.json")) == []
+    monkeypatch.setattr(_common, "code_parts", real)
+    again = run_sweep("toy", Cfg(), _units()[:4], fn, tmp_path / "out", progress=False, executor=cluster)
+    assert len(again) == 12 and len(list(udir.glob("*.json"))) == 4
+
+
 def test_missing_distributed_is_a_clear_error(monkeypatch):
     import sys
     from twolayer.errors import TwoLayerInputError
