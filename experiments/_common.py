@@ -45,7 +45,8 @@ from typing import Callable, Iterable
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
-           "sweep_dir", "code_fingerprint", "code_parts", "StaleResultsWarning", "rerun_command"]
+           "sweep_dir", "code_fingerprint", "code_parts", "StaleResultsWarning", "StaleCodeError",
+           "edited_since_import", "rerun_command"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -194,12 +195,13 @@ def code_fingerprint(module_file: Path | str | None = None) -> str:
 
 def code_parts(compute) -> dict:
     """What a worker checks against the client (:mod:`experiments._executor`): the
-    ``twolayer`` package's fingerprint (:func:`code_fingerprint` of no module) and that of
+    ``twolayer`` package's fingerprint (:func:`code_fingerprint` of no module), that of
     the module defining ``compute`` as this process imports it (None when it has no file
-    here, e.g. a function pickled by value from a script)."""
+    here, e.g. a function pickled by value from a script), and the loaded files edited since
+    their import (:func:`edited_since_import`)."""
     src = _module_file(compute)
     module = hashlib.sha256(_code_text(src)).hexdigest()[:16] if src is not None and src.exists() else None
-    return dict(package=code_fingerprint(None), module=module)
+    return dict(package=code_fingerprint(None), module=module, edited=edited_since_import())
 
 
 def _code_mismatch(mine: dict, theirs: dict) -> str | None:
@@ -209,11 +211,41 @@ def _code_mismatch(mine: dict, theirs: dict) -> str | None:
             ] if theirs["package"] != mine["package"] else []
     if theirs["module"] is not None and theirs["module"] != mine["module"]:
         what.append(f"the module that defines compute (fingerprint {theirs['module']} there, {mine['module']} here)")
+    if theirs.get("edited"):
+        what.append(f"files edited after the worker imported them ({', '.join(theirs['edited'][:3])}: restart "
+                    "the workers)")
     if not what:
         return None
     return (f"the worker on {theirs.get('host')} (pid {theirs.get('pid')}) runs other code than this client: "
             f"{' and '.join(what)}; install the same version on every worker (e.g. `pip install -e .` at this "
             "commit) and rerun: the unit was not cached")
+
+
+class StaleCodeError(RuntimeError):
+    """Source files of code loaded in this process changed on disk after it was imported: a
+    sweep would run the old code but label its results with the new code's fingerprint."""
+
+
+#: The experiments' own files as this process imported them (twolayer's:
+#: :data:`twolayer._sources.AT_IMPORT`).
+_EXPERIMENTS_AT_IMPORT: dict = {}
+
+
+def edited_since_import() -> list[str]:
+    """Files of ``twolayer`` and ``experiments`` modules loaded in this process that were
+    edited after their import (:func:`twolayer._sources.edited_since_import`)."""
+    from twolayer import _sources
+    return sorted(set(_sources.edited_since_import()) | set(_sources.edited_since_import(_EXPERIMENTS_AT_IMPORT)))
+
+
+def _check_code_is_current() -> None:
+    edited = edited_since_import()
+    if edited:
+        names = ", ".join(os.path.relpath(f, REPO) if f.startswith(str(REPO)) else f for f in edited[:5])
+        raise StaleCodeError(
+            f"{names}{' and more' if len(edited) > 5 else ''} changed on disk after this process imported "
+            "them: a sweep here would run the old code in memory but cache its results under the new "
+            "code's fingerprint. Restart the Python process (e.g. the Jupyter kernel) and rerun.")
 
 
 class StaleResultsWarning(UserWarning):
@@ -248,9 +280,12 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     ``functools.partial`` of one). Each finished unit is written once, atomically,
     by this process as its result arrives; if some units fail, all the others are
     still written and :class:`experiments._executor.SweepError` is raised (a
-    rerun computes only the missing units).
+    rerun computes only the missing units). Raises :class:`StaleCodeError` before
+    computing anything when files of loaded ``twolayer`` or ``experiments`` modules were
+    edited after their import (the results would carry the wrong fingerprint).
     """
     from experiments._executor import CodeMismatchError, SweepError, current_executor
+    _check_code_is_current()
     executor = executor or current_executor()
     units = list(units)
     keys = [config_hash(u) for u in units]
@@ -517,3 +552,14 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
     root = sweep_dir(name, config, args.out)
     print(f"{name}: {len(records)} records in {time.perf_counter() - t0:.1f}s ({ex.name}) -> {root}")
     return records
+
+
+def _snapshot_experiments() -> None:
+    """{path: (mtime_ns, size)} of this folder's files, as :func:`twolayer._sources.snapshot`
+    (not imported here: ``import experiments`` stays light)."""
+    for path in Path(__file__).parent.rglob("*.py"):
+        st = path.stat()
+        _EXPERIMENTS_AT_IMPORT[os.path.abspath(path)] = (st.st_mtime_ns, st.st_size)
+
+
+_snapshot_experiments()

@@ -429,3 +429,45 @@ def test_rerun_command_rebuilds_the_cached_configuration():
     assert rerun_command("toy2d", _jsonable(toy2d.Config.full(4))) == "`python -m experiments.toy2d --seed 4`"
     odd = dict(_jsonable(toy2d.Config.quick(0)), small_angle=0.07)
     assert "config.json" in rerun_command("toy2d", odd)
+
+
+def test_a_file_edited_after_import_is_listed(tmp_path, monkeypatch):
+    """edited_since_import names the loaded modules whose file changed after the snapshot, and
+    not files whose module was never imported."""
+    import importlib
+    from twolayer import _sources
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "loaded_mod.py").write_text("X = 1\n")
+    (tmp_path / "never_imported.py").write_text("Y = 1\n")
+    sys.modules.pop("loaded_mod", None)
+    importlib.invalidate_caches()
+    importlib.import_module("loaded_mod")
+    taken = _sources.snapshot(tmp_path)
+    assert _sources.edited_since_import(taken) == []
+    (tmp_path / "loaded_mod.py").write_text("X = 22\n")
+    (tmp_path / "never_imported.py").write_text("Y = 22\n")
+    assert _sources.edited_since_import(taken) == [str((tmp_path / "loaded_mod.py").resolve())]
+    assert _sources.edited_since_import() == []          # twolayer itself is as imported
+
+
+def test_a_sweep_refuses_to_label_old_code_with_the_new_fingerprint(tmp_path, monkeypatch):
+    """A process whose twolayer files changed on disk after import (a long Jupyter session)
+    would run the old code under the new code's fingerprint: run_sweep raises before
+    computing anything, and says to restart."""
+    import twolayer.flow
+    from experiments._common import StaleCodeError
+    from twolayer import _sources
+    flow = str(Path(twolayer.flow.__file__).resolve())
+    assert flow in _sources.AT_IMPORT
+    mtime, size = _sources.AT_IMPORT[flow]
+    monkeypatch.setitem(_sources.AT_IMPORT, flow, (mtime - 1, size))   # as if edited since
+    calls = []
+    with pytest.raises(StaleCodeError, match=r"twolayer/flow\.py changed on disk .*Restart the Python process"):
+        run_sweep("edited", Cfg(), [dict(i=0)], lambda u: calls.append(u) or [], tmp_path, progress=False)
+    assert calls == [] and not (tmp_path / "edited").exists()
+    from experiments._common import _code_mismatch, code_parts
+    mine = code_parts(lambda u: [])
+    assert mine["edited"] == [flow]
+    theirs = dict(mine, edited=[], host="h", pid=1)
+    assert _code_mismatch(dict(mine, edited=[]), theirs) is None
+    assert "restart the workers" in _code_mismatch(mine, dict(theirs, edited=[flow]))

@@ -6,7 +6,7 @@ Importing twolayer changes no global state (JAX float64 is enabled only inside
 the solver calls) and never imports torch (see ``twolayer.empirical``).
 """
 
-from . import bounds, closed_form
+from . import _sources, bounds, closed_form  # noqa: F401 - _sources: the files as imported
 from .errors import (AssumptionError, NotOrthonormalError, SolverCertificateError, SolverError,
                      SolverFailedError, SolverStepLimitError, TwoLayerInputError)
 from .flow import FlowConfig, FlowResult, compile_count, simulate, simulate_batch
