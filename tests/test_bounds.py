@@ -68,6 +68,21 @@ def test_thm33_not_applicable_when_R0_meets_S():
     assert b.status == "not_applicable" and "R0, S_perp" in b.reason
 
 
+def test_every_bound_is_not_applicable_with_labels_other_than_X_w_star():
+    """Theorem 3.3 and the LP bound assume y = X w* (THEORY.md §1): with noisy labels they say
+    "not_applicable" with the reason, never a number; the same problem with y = X w* gets
+    an ok bound (so the status comes from the labels alone)."""
+    p = tl.make_problem(0, d=20, k=2, m=6, n=8, eps=1e-5, shift="large", w_star_norm=1.0)
+    noisy = tl.Problem(p.B_star, p.v_star, p.B0, p.X, y=p.y + 0.1)
+    clean = tl.Problem(p.B_star, p.v_star, p.B0, p.X, y=p.X @ p.w_star)
+    assert not noisy.well_specified and clean.well_specified
+    for bound in [lambda q: lp_upper_bound(q)] + [lambda q, f=f: thm33_lower_bound(q, form=f)
+                                                  for f in ("published", "derived")]:
+        b = bound(noisy)
+        assert b.status == "not_applicable" and np.isnan(b.value) and "y = X w*" in b.reason
+        assert bound(clean).status == "ok"
+
+
 def test_phi_zero_head_and_lp_head():
     p = tl.make_problem(3, d=20, k=3, m=6, n=8, eps=1e-3, w_star_norm=2.0)
     assert head_alignment_phi(p, np.zeros(3)) == pytest.approx(4.0)   # ||w*||^2

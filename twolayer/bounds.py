@@ -48,6 +48,16 @@ class BoundStatus(str, Enum):
 
 
 class BoundResult(NamedTuple):
+    """One bound evaluated on one problem.
+
+    ``value``: the bound on the scale of sqrt(L_ood) (compare it with
+    ``sqrt(twolayer.ood_loss(...))``, not with the loss itself); NaN when not applicable.
+    ``status``: :class:`BoundStatus` "ok" (a valid, positive bound), "vacuous" (a lower
+    bound <= 0: it verifies nothing) or "not_applicable" (an assumption fails; ``reason``
+    says which). ``theorem`` and ``form`` ("published" / "derived" for Theorem 3.3) name
+    the statement evaluated.
+    """
+
     value: float
     status: BoundStatus
     reason: str
@@ -122,7 +132,9 @@ def thm33_lower_bound(problem: Problem, v0=None, form: str = "published",
 
     with E = eps ("published" form) or eps * ||w*|| ("derived" form, DERIVED in
     THEORY.md). ``eps`` defaults to d(B0, B*); any eps >= d(B0, B*) is allowed.
-    ``v0`` defaults to ``problem.v0``.
+    ``v0`` defaults to ``problem.v0``. Not applicable when cos theta_max(R0, S_perp) = 0,
+    w* = 0, or the labels are not y = X w* (the setting of THEORY.md §1 that the theorem
+    assumes: noisy or misspecified labels change the FT limit).
     """
     problem = _check_problem(problem)
     if form not in FORMS:
@@ -130,6 +142,9 @@ def thm33_lower_bound(problem: Problem, v0=None, form: str = "published",
     theorem = "Theorem 3.3 (" + form + ")"
     v0 = _check_head(problem, problem.v0 if v0 is None else v0)
     eps = _check_eps(problem, eps)
+    if not problem.well_specified:
+        return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
+                           "labels are not y = X w* (the theorem assumes well-specified labels)", theorem, form)
     alpha = problem.cos_theta_max["R0,S_perp"]
     if alpha <= ANGLE_TOL:
         return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
