@@ -155,6 +155,21 @@ def test_problem_misspecified_labels_allowed_and_flagged(p):
     assert tl.Problem(p.B_star, p.v_star, p.B0, p.X, y=p.y).well_specified
 
 
+def test_float32_data_whose_rounding_adds_directions_to_S_warns(p):
+    """X with m = 4 < n = 6 rows, given as float32: its rounding makes rank X = 6 at float64's
+    cutoff. The Problem warns (naming both ranks and the fix); float32 data of full rank, and
+    the same X in float64, do not warn."""
+    import warnings
+    with pytest.warns(tl.PrecisionWarning, match=r"m = dim S = 6, but 2 of those directions.*float64"):
+        q = tl.Problem(p.B_star, p.v_star, p.B0, p.X.astype(np.float32))
+    assert (p.m, q.m) == (4, 6)
+    full = np.random.default_rng(0).standard_normal((6, p.d)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tl.PrecisionWarning)
+        assert tl.Problem(p.B_star, p.v_star, p.B0, full).m == 6
+        assert tl.Problem(p.B_star, p.v_star, p.B0, p.X).m == 4
+
+
 def test_problem_B_from_G_checks_shape(p):
     _raises("G", p.B_from_G, np.zeros((p.k, p.m + 1)))
     np.testing.assert_allclose(p.B_from_G(p.B0 @ p.S_basis), p.B0, atol=1e-14)

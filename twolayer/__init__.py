@@ -7,8 +7,8 @@ the solver calls) and never imports torch (see ``twolayer.empirical``).
 """
 
 from . import _sources, bounds, closed_form  # noqa: F401 - _sources: the files as imported
-from .errors import (AssumptionError, NotOrthonormalError, SolverCertificateError, SolverError,
-                     SolverFailedError, SolverStepLimitError, TwoLayerInputError)
+from .errors import (AssumptionError, NotOrthonormalError, PrecisionWarning, SolverCertificateError,
+                     SolverError, SolverFailedError, SolverStepLimitError, TwoLayerInputError)
 from .flow import FlowConfig, FlowResult, compile_count, simulate, simulate_batch
 from .gd import gradient_descent
 from .generate import make_problem, ood_second_moment
@@ -30,5 +30,5 @@ __all__ = [
     "invariant_drift", "InvariantDrift", "distance", "procrustes_rotation", "procrustes_distance",
     "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds", "closed_form",
     "TwoLayerInputError", "NotOrthonormalError", "AssumptionError", "SolverStepLimitError",
-    "SolverFailedError",
+    "SolverFailedError", "PrecisionWarning",
 ]

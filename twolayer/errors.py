@@ -14,6 +14,7 @@ __all__ = [
     "SolverStepLimitError",
     "SolverFailedError",
     "SolverCertificateError",
+    "PrecisionWarning",
 ]
 
 
@@ -99,3 +100,8 @@ class SolverCertificateError(SolverFailedError):
     def __init__(self, message: str, certificate: dict | None = None):
         self.certificate = dict(certificate or {})
         super().__init__(message)
+
+
+class PrecisionWarning(UserWarning):
+    """Input given at a lower precision than float64 changes a derived quantity: e.g. X in
+    float32 whose rounding noise counts as extra directions of S = rowspace(X)."""

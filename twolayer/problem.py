@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import cached_property
 
 import numpy as np
 
 from ._validate import as_f64
-from .errors import AssumptionError, TwoLayerInputError
+from .errors import AssumptionError, PrecisionWarning, TwoLayerInputError
 from .geometry import (
     ORTHONORMAL_TOL,
     _check_tol,
@@ -24,6 +25,22 @@ __all__ = ["Problem"]
 #: Entries of X, y, v* must lie below SCALE_MAX in size (and X's largest above SCALE_MIN)
 #: so that squares (X^T X, the loss) stay inside float64.
 SCALE_MIN, SCALE_MAX = 1e-150, 1e150
+
+
+def _rank(s: np.ndarray, shape: tuple, eps: float) -> int:
+    """Numerical rank from singular values ``s`` (descending) at relative precision ``eps``:
+    the count above max(shape) * eps * s_max (numpy's matrix_rank rule)."""
+    return int(np.sum(s > max(shape) * eps * (s[0] if s.size else 0.0)))
+
+
+def _coarse_eps(a) -> float | None:
+    """The machine epsilon of ``a``'s dtype when it is a real float type coarser than float64
+    (float32, float16), else None."""
+    dt = getattr(a, "dtype", None)
+    if dt is None or not np.issubdtype(dt, np.floating):
+        return None
+    e = float(np.finfo(dt).eps)
+    return e if e > np.finfo(np.float64).eps else None
 
 
 class Problem:
@@ -70,6 +87,7 @@ class Problem:
                                      "B0 and B_star are both (k, d)")
         B0 = check_orthonormal_rows(B0, "B0", orthonormal_tol)
         v_star = as_f64(v_star, "v_star", shape=(k,), what="ground-truth head, k = B_star rows")
+        x_eps = _coarse_eps(X)
         X = as_f64(X, "X", ndim=2, what="(n, d) matrix, one training input per row")
         if X.shape[1] != d:
             raise TwoLayerInputError("X", f"has {X.shape[1]} columns, expected d={d}",
@@ -82,6 +100,19 @@ class Problem:
             # rank X = 0 exactly when X = 0 (the rank tolerance is relative to sigma_max).
             raise TwoLayerInputError("X", "is all zeros, so m = 0 (m = dim rowspace(X))",
                                      "THEORY.md §1 needs 1 <= m: pass nonzero training inputs")
+        if x_eps is not None:
+            # m = rank X is computed at float64's precision; rounding at the input's coarser
+            # precision would count as extra directions of S when X is rank deficient.
+            sv = np.linalg.svd(X, compute_uv=False)
+            m64, m_in = _rank(sv, X.shape, np.finfo(np.float64).eps), _rank(sv, X.shape, x_eps)
+            if m64 != m_in:
+                warnings.warn(PrecisionWarning(
+                    f"X was given as a {x_eps:.1e}-precision float array: at float64's rank cutoff "
+                    f"m = dim S = {m64}, but {m64 - m_in} of those directions are below the input's own "
+                    f"rounding (rank {m_in} at its precision), so S, S_perp and every angle include "
+                    "rounding noise. Build X in float64 (e.g. compute it from float64 factors), or "
+                    "project it onto its leading singular subspace before making the Problem"),
+                    stacklevel=2)
         if not SCALE_MIN < x_max < SCALE_MAX:
             raise TwoLayerInputError("X", f"has entries of size {x_max:.1e}: X^T X and the loss "
                                      "under/overflow float64", "rescale X (rescaling X only rescales time)")
@@ -185,9 +216,7 @@ class Problem:
     @cached_property
     def _svd_X(self):
         U, s, Vt = np.linalg.svd(self.X, full_matrices=True)
-        tol = max(self.X.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0)
-        m = int(np.sum(s > tol))
-        return U, s, Vt, m
+        return U, s, Vt, _rank(s, self.X.shape, np.finfo(np.float64).eps)
 
     @property
     def m(self) -> int:
