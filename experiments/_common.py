@@ -550,7 +550,13 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
     with executor_from_args(args, ap) as ex:
         records = run(config, out=args.out, force=args.force, progress=True)
     root = sweep_dir(name, config, args.out)
-    print(f"{name}: {len(records)} records in {time.perf_counter() - t0:.1f}s ({ex.name}) -> {root}")
+    try:
+        meta = json.loads((root / "meta.json").read_text())
+        n_cached, n_units = meta["n_cached_units"], meta["n_units"]
+        units = f", {n_units - n_cached} of {n_units} units computed, {n_cached} from the cache"
+    except (OSError, ValueError, KeyError):
+        units = ""
+    print(f"{name}: {len(records)} records in {time.perf_counter() - t0:.1f}s ({ex.name}{units}) -> {root}")
     return records
 
 

@@ -471,3 +471,33 @@ def test_a_sweep_refuses_to_label_old_code_with_the_new_fingerprint(tmp_path, mo
     theirs = dict(mine, edited=[], host="h", pid=1)
     assert _code_mismatch(dict(mine, edited=[]), theirs) is None
     assert "restart the workers" in _code_mismatch(mine, dict(theirs, edited=[flow]))
+
+
+def test_the_command_line_says_how_many_units_came_from_the_cache(tmp_path, capsys):
+    """`python -m experiments.NAME` run twice: the second line says every unit came from the
+    cache (a cached rerun is not silent about it)."""
+    import dataclasses
+    from experiments._common import cli
+
+    @dataclasses.dataclass(frozen=True)
+    class Small:
+        seed: int = 0
+        n: int = 3
+
+        @classmethod
+        def quick(cls, seed=0):
+            return cls(seed=seed, n=2)
+
+        @classmethod
+        def full(cls, seed=0):
+            return cls(seed=seed)
+
+    def run(config, out=None, force=False, progress=None):
+        return run_sweep("small", config, [dict(i=i) for i in range(config.n)],
+                         lambda u: [dict(value=u["i"])], out, force=force, progress=False)
+
+    argv = ["--quick", "--out", str(tmp_path)]
+    cli("small", Small, run, argv)
+    assert "2 of 2 units computed, 0 from the cache" in capsys.readouterr().out
+    cli("small", Small, run, argv)
+    assert "0 of 2 units computed, 2 from the cache" in capsys.readouterr().out

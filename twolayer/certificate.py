@@ -75,6 +75,9 @@ def certify(s2, c, v, G, v0, G0, i2_norm0: float, *, rtol: float, steady_rtol: f
               if cert[name] is not None and not (cert[name] <= cert[name + "_tol"])]
     if saddle:
         failed.append("saddle")
+    for name, val in cert.items():           # plain floats (not numpy scalars) in every record
+        if val is not None and not isinstance(val, bool):
+            cert[name] = float(val)
     cert["failed"] = failed
     cert["passed"] = not failed
     return cert

@@ -63,7 +63,12 @@ class Problem:
 
     Every argument is validated (shapes, finite values, B0 and B_star orthonormal,
     Sigma symmetric positive definite, 1 <= m = rank X); bad input raises
-    :class:`~twolayer.errors.TwoLayerInputError` naming the argument.
+    :class:`~twolayer.errors.TwoLayerInputError` naming the argument. X in float32 (or
+    coarser) whose rounding adds directions to S gets a
+    :class:`~twolayer.errors.PrecisionWarning`. The theorems' further assumptions are not
+    required here, so that problems outside them can be simulated: m < d - k,
+    y = X w* (:attr:`well_specified`), cos theta_max(R0, S_perp) > 0. Each bound checks the
+    ones it needs and reports "not_applicable" with the reason.
 
     All arrays are stored as float64 and never modified. Derived quantities
     (bases of S and S_perp, the aligned ground truth, principal angles, the
