@@ -201,7 +201,7 @@ def code_parts(compute) -> dict:
     their import (:func:`edited_since_import`)."""
     src = _module_file(compute)
     module = hashlib.sha256(_code_text(src)).hexdigest()[:16] if src is not None and src.exists() else None
-    return dict(package=code_fingerprint(None), module=module, edited=edited_since_import())
+    return dict(package=code_fingerprint(None), module=module, edited=edited_since_import(compute))
 
 
 def _code_mismatch(mine: dict, theirs: dict) -> str | None:
@@ -231,20 +231,27 @@ class StaleCodeError(RuntimeError):
 _EXPERIMENTS_AT_IMPORT: dict = {}
 
 
-def edited_since_import() -> list[str]:
-    """Files of ``twolayer`` and ``experiments`` modules loaded in this process that were
-    edited after their import (:func:`twolayer._sources.edited_since_import`)."""
+def edited_since_import(compute=None) -> list[str]:
+    """The files whose code enters :func:`code_fingerprint` and changed on disk after this
+    process imported them: loaded ``twolayer`` modules, and the module that defines
+    ``compute`` when it is one of the experiments. An edit of comments, docstrings or
+    layout only is not a change (:func:`_code_text`)."""
     from twolayer import _sources
-    return sorted(set(_sources.edited_since_import()) | set(_sources.edited_since_import(_EXPERIMENTS_AT_IMPORT)))
+    edited = dict(_sources.edited_since_import())
+    src = _module_file(compute) if compute is not None else None
+    if src is not None:
+        edited.update(_sources.edited_since_import(_EXPERIMENTS_AT_IMPORT, only={os.path.realpath(src)}))
+    return sorted(path for path, (then, now) in edited.items()
+                  if then is None or now is None or _parsed_code(then) != _parsed_code(now))
 
 
-def _check_code_is_current() -> None:
-    edited = edited_since_import()
+def _check_code_is_current(compute) -> None:
+    edited = edited_since_import(compute)
     if edited:
         names = ", ".join(os.path.relpath(f, REPO) if f.startswith(str(REPO)) else f for f in edited[:5])
         raise StaleCodeError(
-            f"{names}{' and more' if len(edited) > 5 else ''} changed on disk after this process imported "
-            "them: a sweep here would run the old code in memory but cache its results under the new "
+            f"the code of {names}{' and more' if len(edited) > 5 else ''} changed on disk after this process "
+            "imported it: a sweep here would run the old code in memory but cache its results under the new "
             "code's fingerprint. Restart the Python process (e.g. the Jupyter kernel) and rerun.")
 
 
@@ -285,7 +292,7 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     edited after their import (the results would carry the wrong fingerprint).
     """
     from experiments._executor import CodeMismatchError, SweepError, current_executor
-    _check_code_is_current()
+    _check_code_is_current(compute)
     executor = executor or current_executor()
     units = list(units)
     keys = [config_hash(u) for u in units]
@@ -561,11 +568,10 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
 
 
 def _snapshot_experiments() -> None:
-    """{path: (mtime_ns, size)} of this folder's files, as :func:`twolayer._sources.snapshot`
-    (not imported here: ``import experiments`` stays light)."""
+    """{path: bytes} of this folder's files, as :func:`twolayer._sources.snapshot` (not
+    imported here: ``import experiments`` stays light)."""
     for path in Path(__file__).parent.rglob("*.py"):
-        st = path.stat()
-        _EXPERIMENTS_AT_IMPORT[os.path.abspath(path)] = (st.st_mtime_ns, st.st_size)
+        _EXPERIMENTS_AT_IMPORT[os.path.realpath(path)] = path.read_bytes()
 
 
 _snapshot_experiments()

@@ -443,34 +443,49 @@ def test_a_file_edited_after_import_is_listed(tmp_path, monkeypatch):
     importlib.invalidate_caches()
     importlib.import_module("loaded_mod")
     taken = _sources.snapshot(tmp_path)
-    assert _sources.edited_since_import(taken) == []
+    assert _sources.edited_since_import(taken) == {}
     (tmp_path / "loaded_mod.py").write_text("X = 22\n")
     (tmp_path / "never_imported.py").write_text("Y = 22\n")
-    assert _sources.edited_since_import(taken) == [str((tmp_path / "loaded_mod.py").resolve())]
-    assert _sources.edited_since_import() == []          # twolayer itself is as imported
+    path = str((tmp_path / "loaded_mod.py").resolve())
+    assert _sources.edited_since_import(taken) == {path: (b"X = 1\n", b"X = 22\n")}
+    assert _sources.edited_since_import() == {}            # twolayer itself is as imported
 
 
 def test_a_sweep_refuses_to_label_old_code_with_the_new_fingerprint(tmp_path, monkeypatch):
-    """A process whose twolayer files changed on disk after import (a long Jupyter session)
+    """A process whose twolayer code changed on disk after import (a long Jupyter session)
     would run the old code under the new code's fingerprint: run_sweep raises before
-    computing anything, and says to restart."""
+    computing anything, and says to restart. A comment-only edit is no code change."""
     import twolayer.flow
-    from experiments._common import StaleCodeError
+    from experiments._common import StaleCodeError, _code_mismatch, code_parts, edited_since_import
     from twolayer import _sources
     flow = str(Path(twolayer.flow.__file__).resolve())
-    assert flow in _sources.AT_IMPORT
-    mtime, size = _sources.AT_IMPORT[flow]
-    monkeypatch.setitem(_sources.AT_IMPORT, flow, (mtime - 1, size))   # as if edited since
+    now = _sources.AT_IMPORT[flow]
+    monkeypatch.setitem(_sources.AT_IMPORT, flow, now + b"\n# a comment added since import\n")
+    assert edited_since_import() == []
+    monkeypatch.setitem(_sources.AT_IMPORT, flow, now + b"\nEDITED_SINCE = 1\n")   # as if code was removed
+    assert edited_since_import() == [flow]
     calls = []
     with pytest.raises(StaleCodeError, match=r"twolayer/flow\.py changed on disk .*Restart the Python process"):
         run_sweep("edited", Cfg(), [dict(i=0)], lambda u: calls.append(u) or [], tmp_path, progress=False)
     assert calls == [] and not (tmp_path / "edited").exists()
-    from experiments._common import _code_mismatch, code_parts
     mine = code_parts(lambda u: [])
     assert mine["edited"] == [flow]
     theirs = dict(mine, edited=[], host="h", pid=1)
     assert _code_mismatch(dict(mine, edited=[]), theirs) is None
     assert "restart the workers" in _code_mismatch(mine, dict(theirs, edited=[flow]))
+
+
+def test_an_edited_experiment_module_counts_only_for_its_own_sweep(monkeypatch):
+    """The module that defines compute is part of the fingerprint: its edit since import is
+    stale code for its sweeps; an edit of another experiment's module is not."""
+    from experiments import _common, toy2d
+    from experiments._common import edited_since_import
+    mine = str(Path(toy2d.__file__).resolve())
+    now = _common._EXPERIMENTS_AT_IMPORT[mine]
+    monkeypatch.setitem(_common._EXPERIMENTS_AT_IMPORT, mine, now + b"\nOLD_CONSTANT = 1\n")
+    assert edited_since_import(toy2d.compute) == [mine]
+    from experiments import invariants
+    assert edited_since_import(invariants.compute) == []
 
 
 def test_the_command_line_says_how_many_units_came_from_the_cache(tmp_path, capsys):
