@@ -24,7 +24,7 @@ from enum import Enum
 
 __all__ = ["Status", "CHECK_STATUSES", "REPORT_STATUSES", "ROW_KEYS", "ID_PATTERN", "row", "passed",
            "validate_row", "decades_below", "ROUNDING", "MAX_DECADES",
-           "DECADES_BELOW"]
+           "DECADES_BELOW", "SIGN_TEST_LEVEL", "sign_test_losses", "sign_test"]
 
 
 class Status(str, Enum):
@@ -67,6 +67,45 @@ def decades_below(tol: float, worst: float) -> float:
     counted down to tol * ROUNDING only: at most log10(1 / eps) = 15.65 decades, reached by an
     exact 0 (the row's details state the error itself)."""
     return float(math.log10(tol / max(float(worst), tol * ROUNDING)))
+
+
+#: One-sided level of the sign test that decides "A beats B" claims over seeds or instances:
+#: a true tie passes at most this often (1%; with 16 seeds the winner may lose on 2).
+SIGN_TEST_LEVEL = 0.01
+
+
+def sign_test_losses(n: int, level: float = SIGN_TEST_LEVEL) -> int | None:
+    """The most of ``n`` seeds the predicted winner may lose while a one-sided sign test at
+    ``level`` still says it wins (P(Binomial(n, 1/2) >= n - j) < level); None when even n
+    wins of n are not significant (n < 7 at 1%)."""
+    from scipy.stats import binom
+    ok = [j for j in range(n) if binom.sf(n - j - 1, n, 0.5) < level]
+    return max(ok) if ok else None
+
+
+def _ordinal(i: int) -> str:
+    return f"{i}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(i if i < 20 else i % 10, 'th')}"
+
+
+def sign_test(signed, winner: str = "the predicted winner", level: float = SIGN_TEST_LEVEL):
+    """Decide "the predicted winner wins" from per-seed margins ``signed`` (> 0: it wins that
+    seed) by a one-sided sign test at ``level``: it may lose on at most j =
+    :func:`sign_test_losses` (n) of n. A median would decide a near tie by chance.
+
+    Returns (status, margin, rule): "pass" / "fail", or "not_applicable" with too few seeds;
+    margin = the (j+1)-th smallest value, > 0 exactly when the test passes (NaN when not
+    applicable); rule = the criterion in words, for the row's details."""
+    import numpy as np
+    signed = np.asarray(signed, dtype=float)
+    n = int(signed.size)
+    j = sign_test_losses(n, level)
+    if j is None:
+        return (Status.NOT_APPLICABLE, float("nan"),
+                f"too few cases ({n}) for a sign test at {level:g}")
+    margin = float(np.sort(signed)[j])
+    return (passed(margin > 0), margin,
+            f"pass needs {winner} better on >= {n - j} of {n} (one-sided sign test at {level:g}); margin = the "
+            f"{_ordinal(j + 1)} smallest signed value")
 
 
 def passed(ok: bool) -> Status:

@@ -17,12 +17,13 @@ Check, one row per corner of the grid and head initialisation, on log10(L_FT / L
 per seed: LP wins (> 0) at (eps_min, rho_max), also against early-stopped FT; FT wins
 (< 0, at t = inf) at (eps_min, rho_min) and (eps_max, rho_min) (small shift) and at
 (eps_max, rho_max) (poor features, even with a large shift). A corner passes when a
-one-sided sign test over seeds at 5% says the predicted winner wins (with 8 seeds: on
-at least 7); margin = the order statistic that decides it (the 2nd smallest signed
-log-ratio of 8), > 0 exactly when the test passes. A median would decide a near tie
-by chance: the last corner with a zero head flipped sign between base seeds (quick
-medians -0.06 to +0.06 over base seeds 0-5, FT better on 3-5 of 8 seeds). The last
-corner fails with either head: recorded findings (FINDINGS).
+one-sided sign test over seeds at 1% says the predicted winner wins (with 16 seeds: on
+at least 14); margin = the order statistic that decides it (the 3rd smallest signed
+log-ratio of 16), > 0 exactly when the test passes; a true tie passes at most 1% of the
+time. A median would decide a near tie by chance: the last corner with a zero head
+flipped sign between base seeds (quick medians -0.035 to +0.057 over base seeds 0-5, FT
+better on 6-10 of 16 seeds). The last corner fails with either head: recorded findings
+(FINDINGS).
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ from functools import partial
 
 import numpy as np
 
+from experiments._checks import sign_test, sign_test_losses  # noqa: F401 - re-exported for tests
 from experiments._common import cli, log_time_grid, run_sweep
-
-#: One-sided level of the sign test that decides a corner.
-SIGN_TEST_LEVEL = 0.05
 
 NAME = "conditions"
 CLAIM = ("LP beats FT OOD with good features and a large shift; FT beats LP with a small shift "
@@ -55,7 +54,7 @@ class Config:
     rhos: tuple = (1e-8, 1e-6, 1e-4, 1e-2, 0.1, 0.5, 0.9, 0.99)
     head_inits: tuple = ("zero", "gaussian")
     head_scale: float = 1.0
-    n_seeds: int = 8
+    n_seeds: int = 16
     t_min: float = 1e-3
     t_max: float = 1e3
     n_times: int = 62
@@ -63,7 +62,7 @@ class Config:
     @classmethod
     def quick(cls, seed: int = 0) -> "Config":
         return cls(seed=seed, d=40, k=3, m=15, n=20, eps=(1e-3, 1e-2, 0.1, 0.5, 1.0, 1.4),
-                   rhos=(1e-8, 1e-6, 1e-4, 1e-2, 0.5, 0.99), n_seeds=8)
+                   rhos=(1e-8, 1e-6, 1e-4, 1e-2, 0.5, 0.99), n_seeds=16)
 
     @classmethod
     def full(cls, seed: int = 0) -> "Config":
@@ -125,24 +124,23 @@ FINDINGS = {
         "rho) and a random (Gaussian) initial head, LP still beats FT OOD. FT cannot change the "
         "features on S_perp (I1), so there its OOD error is |v^T B0 P_Sperp - w*^T P_Sperp|^2, set by "
         "the head; by balancedness (I2) FT's head keeps the random initialisation's size, while LP's "
-        "head is the least-squares fit on B0 and does not depend on v0. Measured (seed 0, eps = 1.4, "
-        "rho = 0.99): full mode |v0| = 2.94, |v_FT(inf)| = 2.88, |v_LP| = 0.76, S_perp squared error "
-        "FT 4.04 vs LP 0.40 (FT's zero error on S weighs only 1 - rho); median log10(L_FT/L_LP) = "
-        "+1.01, FT better on 0 of 8 seeds; quick mode +0.30, FT better on 1 of 8 seeds."),
+        "head is the least-squares fit on B0 and does not depend on v0. Measured (eps = 1.4, rho = "
+        "0.99): full mode seed 0, medians over the first 8 seeds |v0| = 2.94, |v_FT(inf)| = 2.88, "
+        "|v_LP| = 0.76, S_perp squared error FT 4.04 vs LP 0.40 (FT's zero error on S weighs only "
+        "1 - rho); over 16 seeds median log10(L_FT/L_LP) = +0.668, FT better on 0 of 16; quick mode "
+        "base seeds 0-5: medians +0.27 to +0.61, FT better on 0-4 of 16."),
     "ft_wins_poor_features_large_shift_head_zero": (
         "With poor features (largest eps), a large shift (largest rho) and a zero initial head, FT "
         "does not beat LP: the two tie, FT better on about half of the seeds, so the sign test "
         "cannot say FT wins. On S_perp (a fraction rho of the OOD mass) neither method can change "
         "B0 (I1), so both errors are set by a head read through B0, FT's grown from zero and LP's "
         "the least-squares fit, which end up of similar size; FT's exact fit on S weighs only "
-        "1 - rho. Measured (eps = 1.4, rho = 0.99, full mode seed 0, medians over 8 seeds): "
-        "|v_FT(inf)| = 0.68 vs |v_LP| = 0.76, S_perp squared error FT 0.391 vs LP 0.398; "
-        "median log10(L_FT/L_LP) = "
-        "-0.003, FT better on 4 of 8 seeds (per seed from -0.10 to +0.11; median L_ood FT 0.645, "
-        "LP 0.664); quick mode seed 0, -0.058, FT better on 5 of 8 (from -0.25 to +0.06); quick "
-        "base seeds 0-5: medians -0.058 to +0.064, FT better on 3-5 of 8. A median over 4 seeds "
-        "(the old check) passed at seed 0 and failed at seeds 1-3: a tie decided by chance. With "
-        "a Gaussian head LP wins outright (the finding above), so in the model this half of the "
+        "1 - rho. Measured (eps = 1.4, rho = 0.99): full mode seed 0, medians over the first 8 "
+        "seeds |v_FT(inf)| = 0.68 vs |v_LP| = 0.76, S_perp squared error FT 0.391 vs LP 0.398; "
+        "over 16 seeds median log10(L_FT/L_LP) = -0.000, FT better on 8 of 16; quick mode base "
+        "seeds 0-5: medians -0.035 to +0.057, FT better on 6-10 of 16. A median over 4 seeds (the "
+        "old check) passed at seed 0 and failed at seeds 1-3: a tie decided by chance. With a "
+        "Gaussian head LP wins outright (the finding above), so in the model this half of the "
         "claim holds for neither head."),
 }
 
@@ -162,27 +160,13 @@ CORNERS = (
 )
 
 
-def _ordinal(i: int) -> str:
-    return f"{i}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(i if i < 20 else i % 10, 'th')}"
-
-
-def sign_test_losses(n: int, level: float = SIGN_TEST_LEVEL) -> int | None:
-    """The most seeds (of ``n``) the predicted winner may lose while a one-sided sign test
-    at ``level`` still says it wins (P(Binomial(n, 1/2) >= n - j) < level); None when even
-    n wins of n are not significant (n < 5 at 5%)."""
-    from scipy.stats import binom
-    ok = [j for j in range(n) if binom.sf(n - j - 1, n, 0.5) < level]
-    return max(ok) if ok else None
-
-
 def check(records, config: Config) -> list[dict]:
     """One row per corner of the (eps, rho) grid and head initialisation (THEORY.md §6 conditions).
 
     Per seed, log10(L_FT / L_LP) signed so that > 0 means the predicted winner wins
-    (decades). Pass when a one-sided sign test at SIGN_TEST_LEVEL says the predicted winner
-    wins: it may lose on at most j = :func:`sign_test_losses` (n) of n seeds. Margin = the
-    (j+1)-th smallest signed value, > 0 exactly when it passes. With too few seeds for the
-    test: not_applicable.
+    (decades). Pass when a one-sided sign test says the predicted winner wins
+    (:func:`experiments._checks.sign_test`: with 16 seeds it may lose on at most 2); margin =
+    the order statistic that decides it. With too few seeds for the test: not_applicable.
     """
     out = []
     unit = "decades: sign-test order statistic of log10(L_loser / L_winner) over seeds"
@@ -197,18 +181,13 @@ def check(records, config: Config) -> list[dict]:
             cell = sub[(sub["eps_nominal"] == e) & (sub["rho"] == r)]
             sign = 1.0 if winner == "LP" else -1.0
             signed = sign * cell[col].to_numpy(dtype=float)
-            j = sign_test_losses(len(signed))
-            margin = float(np.sort(signed)[j]) if j is not None else float("nan")
+            status, margin, rule = sign_test(signed, winner)
             median = float(np.median(signed)) if len(signed) else float("nan")
-            status = "not_applicable" if j is None else "pass" if margin > 0 else "fail"
-            rule = (f"too few seeds ({len(signed)}) for a sign test at {SIGN_TEST_LEVEL:g}" if j is None else
-                    f"pass needs {winner} better on >= {len(signed) - j} of {len(signed)} seeds (one-sided sign "
-                    f"test at {SIGN_TEST_LEVEL:g}); margin = the {_ordinal(j + 1)} smallest signed value")
             ft_col = "ft_inf_ood" if col == "log10_ratio_inf" else "ft_best_ood"
             out.append({
                 "id": f"{cid}_head_{head}", "unit": unit,
                 "claim": f"{what} (eps={e:g}, rho={r:g}) [head init {head}]", "source": SOURCE,
-                "status": status, "margin": margin,
+                "status": str(status), "margin": margin,
                 "n_cases": int(len(signed)),
                 "details": (f"median over {len(signed)} seeds of log10(L_FT/L_LP) = {sign * median:+.3f} "
                             f"({col}); {winner} better on {int((signed > 0).sum())} of {len(signed)} seeds; "

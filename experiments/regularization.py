@@ -40,6 +40,20 @@ on the integrator's accuracy (tests: LSODA at 1e-8 vs Radau at 1e-10 agree to 1e
 L_ood). A limit that fails its certificate after ``n_tighten`` tightenings of the event
 raises :class:`NotConvergedError`; ``check`` refuses records without a passed certificate.
 
+No limit. With the head not penalised, F_lam need not have a minimizer: along v = rho u,
+B - B0 = v (a - G0^T v)^T / rho^2 fits the data exactly at a penalty tending to
+lam |G0^T u|^2, so inf F_lam <= lam sigma_min(G0)^2 at |v| = infinity, and for small lam
+the flow runs off there (measured, quick seed 3, lam = 0.01: |v| = 243 at t = 1e9 and 5263
+at t = 1e13, F -> lam sigma_min(G0)^2 = 0.0036337 from above, L_ood 6e4 -> 3e7). Such a lam
+(:class:`NoLimitError`: F within NO_LIMIT_RTOL of that infimum, |v| grown NO_LIMIT_HEAD-fold)
+has no limit to compare: it is recorded with ``has_limit=False`` and left out of the
+selection, and the check says how often it happened.
+
+The claim is decided over instances by a one-sided sign test at 1%
+(:func:`experiments._checks.sign_test`: with 8 instances LP-FT must win on all 8). The
+comparison is close once lam is selected (a few percent either way), so either outcome is
+a result (OBSERVATIONS): a rule over 2 instances passed at seed 0 and failed at seed 2.
+
 Cross-checks: the reduced flow equals the full-state flow (v, B) in R^{k + k d}
 (:func:`regularized_flow`, scipy LSODA, no projection onto S) at lam = ``lam_check``
 over t in [0, t_end], and that full-state flow keeps I1; at lam = 0 the reduced flow
@@ -53,7 +67,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import DECADES_BELOW, decades_below
+from experiments._checks import DECADES_BELOW, decades_below, sign_test
 from experiments._common import cli, run_sweep
 
 NAME = "regularization"
@@ -65,9 +79,41 @@ FIGURE = "regularization"
 #: check id -> why the linear model contradicts the paper there (see the report's numbers).
 FINDINGS: dict[str, str] = {}
 
+#: Comparisons whose either outcome is a result: a "fail" is reported as a finding with this
+#: reason, a "pass" stays a pass (experiments._checks).
+OBSERVATIONS: dict[str, str] = {
+    "selected_lam_vs_lpft": (
+        "In the linear model, once lam is chosen on noisy held-out ID data, L2-regularised FT and "
+        "LP-FT are within a few percent OOD and neither wins on every instance, so the sign test "
+        "(LP-FT better on all 8 instances at 1%) decides by the seed. Measured, quick mode, base "
+        "seeds 0-5: LP-FT better on 5, 6, 5, 6, 8 and 2 of 8 instances (32 of 48 pooled), median "
+        "log10(L_regFT / L_LP-FT) +0.014, +0.036, +0.056, +0.008, +0.020 and -0.046 decades; full "
+        "mode seed 0 (d = 100): LP-FT better on 4 of 8, median +0.003. LP-FT wins by decades only "
+        "where validation picks lam = 0 (plain FT). With the head not "
+        "penalised, small lam can have no limit at all (seed 3: lam = 0.01 runs off to |v| = "
+        "infinity; not selectable). The paper's Living-17 result (regularisation worse than "
+        "LP-FT) is therefore at most a small average effect here, not a rule."),
+}
+
 
 class NotConvergedError(RuntimeError):
     """The regularised flow did not reach a certified steady state."""
+
+
+class NoLimitError(NotConvergedError):
+    """F_lam has no minimizer: its infimum lam sigma_min(G0)^2 lies at infinity (head not
+    penalised), and the flow runs off there: |v| grows without bound, B - B0 shrinks like
+    1 / |v| and F decreases to that infimum (:func:`regularized_limit`). Not a solver
+    failure: the regularised limit does not exist for this lam."""
+
+    def __init__(self, msg: str, **numbers):
+        super().__init__(msg)
+        self.numbers = numbers
+
+
+#: A stall at t_max counts as "no limit" when F is within this relative distance above its
+#: infimum at infinity and |v| is at least NO_LIMIT_HEAD times max(1, |v0|).
+NO_LIMIT_RTOL, NO_LIMIT_HEAD = 1e-2, 10.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +153,7 @@ class Config:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, d=40, k=3, m=15, n=20, eps_grid=(0.15,), n_seeds=2, n_val=500,
+        return cls(seed=seed, d=40, k=3, m=15, n=20, eps_grid=(0.15,), n_seeds=8, n_val=500,
                    lam_grid=(0.0, 1e-2, 1e-1, 0.3, 1.0, 3.0, 10.0, 100.0, 1000.0), n_times=6)
 
     @classmethod
@@ -195,6 +241,21 @@ class ReducedRegFlow:
         dv = -2.0 * (G @ r) - 2.0 * self.lam_v * v
         dG = -2.0 * np.outer(v, r) - 2.0 * self.lam * (G - self.G0)
         return np.concatenate([dv, dG.ravel()])
+
+    def objective(self, z) -> float:
+        """F_lam(z) without its constant: ||diag(s) G^T v - s^-1 c||^2 + lam ||G - G0||^2 + lam_v ||v||^2."""
+        v, G = self.split(np.asarray(z, float))
+        s = np.sqrt(self.s2)
+        return float(np.sum((s * (G.T @ v) - self.c / s) ** 2) + self.lam * np.sum((G - self.G0) ** 2)
+                     + self.lam_v * float(v @ v))
+
+    def infimum_at_infinity(self) -> float:
+        """inf of F_lam along |v| -> infinity: lam sigma_min(G0)^2 with the head not penalised
+        (v = rho u, B - B0 = v (a - G0^T v)^T / rho^2 fits exactly at a penalty tending to
+        lam |G0^T u|^2), inf with a penalised head (F is then coercive)."""
+        if self.lam_v > 0 or self.lam == 0:
+            return float("inf")
+        return self.lam * float(np.linalg.svd(self.G0, compute_uv=False).min()) ** 2
 
     def jac(self, z):
         k, m, s2 = self.k, self.m, self.s2
@@ -304,6 +365,10 @@ def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol
     and certifies the stop (:func:`certify`); an uncertified stop is continued with the
     event tightened 100x, at most ``n_tighten`` times. A failure of ``solver`` (LSODA can
     stall in the slow phase of small lam) is retried from the same state with ``fallback``.
+    If the event never fires by ``t_max`` (the gradient stalls at the integrator's accuracy
+    floor, above the threshold), the state at ``t_max`` is certified the same way instead;
+    if that fails and F is within NO_LIMIT_RTOL above its infimum at infinity with a head
+    grown NO_LIMIT_HEAD-fold, F_lam has no minimizer: :class:`NoLimitError`.
     Returns v, B (the limit), the stop time ``t_steady``, ``nfev``, ``solver_used`` and the
     certificate. Raises :class:`NotConvergedError` if no
     certified limit is reached by ``t_max`` (or the solver fails).
@@ -334,8 +399,29 @@ def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol
                 raise NotConvergedError(f"lam={lam}: {solver} and {fallback} failed at t={sol.t[-1]:.3g}: "
                                         f"{sol.message}")
             if sol.status == 0:
+                # No event by t_max: the gradient can stall above the event's threshold at the
+                # integrator's own accuracy floor (measured: ||grad|| 8.2e-8 > 2.7e-8 at lam =
+                # 0.01). The end state is then near the limit: it counts only if Newton from
+                # there passes the same certificate as a stop.
+                t, z = float(sol.t[-1]), sol.y[:, -1]
+                cert = certify(fl, z, grad_tol=tol, dist_rtol=dist_rtol, ood_rtol=ood_rtol)
+                if cert["certified"]:
+                    v, B = fl.vB(cert.pop("z"))
+                    cert.pop("failed")
+                    return dict(v=v, B=B, t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0, grad_tol=tol,
+                                n_tightened=attempt, **cert)
+                F_end, F_inf = fl.objective(z), fl.infimum_at_infinity()
+                v_end, _ = fl.split(z)
+                v_norm, v_ref = float(np.linalg.norm(v_end)), max(1.0, float(np.linalg.norm(v0)))
+                if F_inf <= F_end <= F_inf * (1.0 + NO_LIMIT_RTOL) and v_norm >= NO_LIMIT_HEAD * v_ref:
+                    raise NoLimitError(
+                        f"lam={lam}: F_lam has no minimizer: at t={t:.3g} |v| = {v_norm:.3g} ({v_norm / v_ref:.3g}x "
+                        f"max(1, |v0|)) and F = {F_end:.10g}, within {NO_LIMIT_RTOL:g} of its infimum at infinity "
+                        f"lam sigma_min(G0)^2 = {F_inf:.10g}: the flow runs off to |v| = infinity",
+                        lam=float(lam), t_end=t, F_end=F_end, F_inf=F_inf, v_norm=v_norm)
                 raise NotConvergedError(f"lam={lam}: no steady state by t_max={t_max:g} "
-                                        f"(||grad|| = {np.linalg.norm(fl.field(sol.y[:, -1])):.2e} > {tol:.2e})")
+                                        f"(||grad|| = {np.linalg.norm(fl.field(z)):.2e} > {tol:.2e}), and "
+                                        f"Newton from there fails its certificate ({', '.join(cert['failed'])})")
             t, z = float(sol.t_events[0][0]), sol.y_events[0][0]
         cert = certify(fl, z, grad_tol=tol, dist_rtol=dist_rtol, ood_rtol=ood_rtol)
         if cert["certified"]:
@@ -392,16 +478,30 @@ def compute(config: Config, unit: dict) -> list[dict]:
     rows.append(dict(base, method="lp", lam=np.nan, t=np.inf, **_metrics(p, tl.lp_limit(p), p.B0, X_val, y_val)))
     kw = dict(reg_head=config.reg_head, solver=config.solver, rtol=config.rtol, atol=config.atol)
     limits = {}
+    no_limit = {}
     for lam in dict.fromkeys(tuple(config.lam_grid) + (0.0,)):
-        limits[lam] = regularized_limit(p, lam, p.v0, reg_head=config.reg_head, solver=config.limit_solver,
-                                        rtol=config.limit_rtol, atol=config.limit_atol,
-                                        grad_rtol=config.grad_rtol, dist_rtol=config.dist_rtol,
-                                        ood_rtol=config.ood_rtol, t_max=config.t_max,
-                                        n_tighten=config.n_tighten, fallback=config.limit_fallback)
+        try:
+            limits[lam] = regularized_limit(p, lam, p.v0, reg_head=config.reg_head, solver=config.limit_solver,
+                                            rtol=config.limit_rtol, atol=config.limit_atol,
+                                            grad_rtol=config.grad_rtol, dist_rtol=config.dist_rtol,
+                                            ood_rtol=config.ood_rtol, t_max=config.t_max,
+                                            n_tighten=config.n_tighten, fallback=config.limit_fallback)
+        except NoLimitError as exc:
+            if lam == 0.0:
+                raise                   # plain FT always has a limit: this would be a bug
+            no_limit[lam] = exc.numbers
     for lam in config.lam_grid:
+        if lam in no_limit:
+            # No limit to compare: this lam is out of the selection (its OOD loss grows with t).
+            nan = float("nan")
+            rows.append(dict(base, method="regft", lam=float(lam), t=np.inf, has_limit=False, certified=False,
+                             ood_loss=nan, id_loss=nan, train_loss=nan, val_loss=nan, feature_change_fro=nan,
+                             grad_norm=nan, newton_dist=nan, ood_newton_change=nan,
+                             **{f"no_limit_{k_}": v_ for k_, v_ in no_limit[lam].items() if k_ != "lam"}))
+            continue
         lim = limits[lam]
         extra = {k_: v_ for k_, v_ in lim.items() if k_ not in ("v", "B")}
-        rows.append(dict(base, method="regft", lam=float(lam), t=np.inf,
+        rows.append(dict(base, method="regft", lam=float(lam), t=np.inf, has_limit=True,
                          **_metrics(p, lim["v"], lim["B"], X_val, y_val), **extra))
     # cross-check 1: reduced vs full-state flow at lam_check, and I1 along the full state
     v_r, B_r, _ = regularized_flow_reduced(p, config.lam_check, ts, p.v0, **kw)
@@ -438,10 +538,18 @@ def select_lam(reg, by: str = "val_loss") -> dict:
     ``reg`` holds the regularised-FT limits (one row per seed and lam). Returns
     {seed: row}. The protocol uses ``by="val_loss"`` (noisy held-out ID data).
     """
+    reg = reg[_has_limit(reg)]                  # a lam whose flow has no limit is not selectable
     return {seed: g.loc[g[by].idxmin()] for seed, g in reg.groupby("seed")}
 
 
 CERT_COLUMNS = ("certified", "grad_norm", "newton_dist", "ood_newton_change")
+
+
+def _has_limit(reg):
+    """Rows whose lam has a regularised limit (records from before ``has_limit``: all)."""
+    if "has_limit" not in reg.columns:
+        return np.ones(len(reg), bool)
+    return reg.has_limit.astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
 
 
 def _require_converged(reg) -> None:
@@ -449,6 +557,7 @@ def _require_converged(reg) -> None:
     missing = [c for c in CERT_COLUMNS if c not in reg.columns]
     if missing:
         raise NotConvergedError(f"regularised-FT records lack the convergence certificate columns {missing}")
+    reg = reg[_has_limit(reg)]
     cert = reg.certified.astype(str).str.lower().isin(["true", "1", "1.0"])
     if not cert.all():
         bad = reg[~cert]
@@ -481,22 +590,27 @@ def check(records, config: Config) -> list[dict]:
     edge = sum(int(row.lam in (lo, hi)) for row in sel.values())
     n = len(margins)
     wins = int(np.sum(margins < 0))
+    status, margin, rule = sign_test(margins, "LP-FT")
+    gone = reg[~_has_limit(reg)]
+    no_limit = (f"F_lam has no minimizer (infimum lam sigma_min(G0)^2 at |v| = infinity; certified: F within "
+                f"{NO_LIMIT_RTOL:g} of it, |v| >= {NO_LIMIT_HEAD:g} max(1, |v0|)) for {len(gone)} of {len(reg)} "
+                f"(instance, lam) pairs, lam in {sorted(set(gone.lam))}: not selectable (no limit to compare)"
+                if len(gone) else "every lam has a certified limit")
     out = [dict(
-        id="selected_lam_vs_lpft", unit="log10(L_ood regFT(selected lam) / L_ood LP-FT)",
+        id="selected_lam_vs_lpft", unit="decades: sign-test order statistic of log10(L_ood regFT / L_ood LP-FT)",
         claim=(f"L2-regularised FT toward B0 with a random head, lam chosen on noisy held-out ID data "
                f"(argmin of the validation loss over lam in {list(config.lam_grid)}, label noise std "
                f"{config.noise_std:g}, every lam at its certified limit), has a higher OOD loss than "
-               f"LP-FT (t = inf) on every instance"),
-        source=SOURCE, status="pass" if n and wins == 0 else "fail",
-        margin=float(margins.min()) if n else None, n_cases=n,
-        details=(f"margin = min over instances of log10(L_ood(regFT, selected lam) / L_ood(LP-FT)) "
-                 f"(< 0: regularised FT wins); regularised FT wins on {wins}/{n}; "
+               f"LP-FT (t = inf): a sign test over instances"),
+        source=SOURCE, status=str(status), margin=margin, n_cases=n,
+        details=(f"log10(L_ood(regFT, selected lam) / L_ood(LP-FT)) per instance (> 0: LP-FT wins): median "
+                 f"{np.median(margins):+.4f}, LP-FT better on {n - wins} of {n}; {rule}; {no_limit}; "
                  f"head N(0,{config.head_scale:g}^2), reg_head={config.reg_head}, n_val={config.n_val}; "
                  + "; ".join(parts)
                  + f". Beyond the protocol (oracle lam = best OOD over the grid; a FINDING only if it "
                  f"wins): regularised FT beats LP-FT on {int(np.sum(o_margins < 0))}/{n} instances "
                  f"(min margin {o_margins.min():+.3g} decades). Selected lam at the grid's edge on "
-                 f"{edge}/{n}. Convergence: every lam certified, max ||grad F_lam|| at the limit "
+                 f"{edge}/{n}. Convergence: every lam with a limit certified, max ||grad F_lam|| at the limit "
                  f"{reg.grad_norm.max():.1e}, last Newton step <= {reg.newton_dist.max():.1e}, relative "
                  f"OOD change from the flow's stop to the polished limit <= {reg.ood_newton_change.max():.1e} "
                  f"(last step <= {reg.ood_last_change.max():.1e}), flow stopped by t = {reg.t_steady.max():.3g}"))]

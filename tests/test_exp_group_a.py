@@ -32,7 +32,7 @@ def _tiny(name):
             n_children=4, n_elite=2, n_times=14),
         "early_stopping": lambda: C(**TINY, eps=(1e-3,), head_inits=("zero",), n_seeds=2, n_times=15),
         "conditions": lambda: C(**TINY, eps=(1e-3, 1.4), rhos=(1e-8, 0.99), head_inits=("zero",),
-                                n_seeds=5, n_times=15),
+                                n_seeds=7, n_times=15),
         "lpft_perfect_features": lambda: C(**TINY, eps=(0.0, 1e-3, 1e-2), n_seeds=2, n_times=15),
     }[name]()
     return mod, cfg

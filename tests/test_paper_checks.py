@@ -329,13 +329,13 @@ def test_every_claim_has_an_experiment_with_the_contract():
             assert ID_PATTERN.match(fid) and isinstance(reason, str) and len(reason) > 40, (name, fid)
 
 
-#: Per-seed offsets of the synthetic conditions records (8 seeds).
-SPREAD = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07)
+#: Per-seed offsets of the synthetic conditions records (16 seeds: 0, 0.01, ..., 0.15).
+SPREAD = tuple(0.01 * i for i in range(16))
 
 
 def _conditions_records(poor_corner_gaussian=0.3, poor_corner_zero=-0.2, small_shift_gaussian=-2.0,
                         spread=SPREAD):
-    """Synthetic conditions records: 2 eps x 2 rho x 2 heads x 8 seeds, log10(L_FT/L_LP) per
+    """Synthetic conditions records: 2 eps x 2 rho x 2 heads x 16 seeds, log10(L_FT/L_LP) per
     cell = the corner's value + the seed's offset."""
     recs = []
     for head, poor in (("zero", poor_corner_zero), ("gaussian", poor_corner_gaussian)):
@@ -353,7 +353,7 @@ def _conditions_records(poor_corner_gaussian=0.3, poor_corner_zero=-0.2, small_s
 def test_conditions_reports_each_corner_and_head_and_records_the_findings():
     cond = importlib.import_module("experiments.conditions")
     cfg = cond.Config.quick(0)
-    assert cfg.n_seeds == 8 and cond.sign_test_losses(8) == 1     # 7 of 8: p = 9/256 < 0.05
+    assert cfg.n_seeds == 16 and cond.sign_test_losses(16) == 2     # 14 of 16: p = 0.0021 < 0.01
     rows = cond.check(_conditions_records(), cfg)
     assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
     for r in rows:
@@ -361,23 +361,23 @@ def test_conditions_reports_each_corner_and_head_and_records_the_findings():
     by = {r["id"]: r for r in rows}
     fid = "ft_wins_poor_features_large_shift_head_gaussian"
     zid = "ft_wins_poor_features_large_shift_head_zero"
-    # The margin is the 2nd smallest signed value of 8: -(0.3 + 0.06) for the Gaussian corner.
-    assert by[fid]["status"] == "fail" and by[fid]["margin"] == pytest.approx(-0.36)
-    assert "+0.335" in by[fid]["details"]  # the live median, not the recorded one
-    assert by[zid]["status"] == "pass" and by[zid]["margin"] == pytest.approx(0.14)
+    # The margin is the 3rd smallest signed value of 16: -(0.3 + 0.13) for the Gaussian corner.
+    assert by[fid]["status"] == "fail" and by[fid]["margin"] == pytest.approx(-0.43)
+    assert "+0.375" in by[fid]["details"]  # the live median, not the recorded one
+    assert by[zid]["status"] == "pass" and by[zid]["margin"] == pytest.approx(0.07)
     assert sum(r["status"] == "fail" for r in rows) == 1  # one failing corner hides nothing
     assert set(cond.FINDINGS) == {fid, zid}
     out = {r["id"]: r for r in runner.apply_findings("conditions", rows, cond.FINDINGS)}
     assert out[fid]["status"] == "finding" and out[fid]["reason"] == cond.FINDINGS[fid]
-    assert out[zid]["status"] == "unexpected_pass"      # FT winning on 8 of 8 would end that finding
-    # A near tie: the median favours FT (log-ratio -0.01) but FT loses on 3 of 8 seeds: fail.
-    tie = {r["id"]: r for r in cond.check(_conditions_records(poor_corner_zero=-0.045), cfg)}
+    assert out[zid]["status"] == "unexpected_pass"      # FT winning on 16 of 16 would end that finding
+    # A near tie: the median favours FT (log-ratio -0.01) but FT loses on 7 of 16 seeds: fail.
+    tie = {r["id"]: r for r in cond.check(_conditions_records(poor_corner_zero=-0.085), cfg)}
     assert tie[zid]["status"] == "fail" and tie[zid]["margin"] < 0
-    assert "better on 5 of 8" in tie[zid]["details"]
-    # One seed going the other way does not overturn a clear win (7 of 8, the sign test passes).
-    one = {r["id"]: r for r in cond.check(_conditions_records(small_shift_gaussian=-0.065), cfg)}
-    assert one["ft_wins_small_shift_good_features_head_gaussian"]["status"] == "pass"
-    assert "better on 7 of 8" in one["ft_wins_small_shift_good_features_head_gaussian"]["details"]
+    assert "better on 9 of 16" in tie[zid]["details"]
+    # Two seeds going the other way do not overturn a clear win (14 of 16, the sign test passes).
+    two = {r["id"]: r for r in cond.check(_conditions_records(small_shift_gaussian=-0.135), cfg)}
+    assert two["ft_wins_small_shift_good_features_head_gaussian"]["status"] == "pass"
+    assert "better on 14 of 16" in two["ft_wins_small_shift_good_features_head_gaussian"]["details"]
     # If FT ever wins the Gaussian corner, its recorded finding becomes an unexpected pass.
     flipped = cond.check(_conditions_records(poor_corner_gaussian=-0.4), cfg)
     out = {r["id"]: r for r in runner.apply_findings("conditions", flipped, cond.FINDINGS)}

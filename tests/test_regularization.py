@@ -16,7 +16,7 @@ TINY = dict(d=14, k=2, m=5, n=7)
 
 
 def _cfg(**kw):
-    base = dict(seed=3, eps_grid=(0.15,), n_seeds=1, lam_grid=(0.0, 0.1, 1.0, 10.0, 100.0),
+    base = dict(seed=3, eps_grid=(0.15,), n_seeds=7, lam_grid=(0.0, 0.1, 1.0, 10.0, 100.0),
                 noise_std=0.03, n_val=300, t_end=5.0, n_times=3, **TINY)
     base.update(kw)
     return reg.Config(**base)
@@ -87,13 +87,14 @@ def test_unconverged_flow_raises():
 
 def test_selection_is_not_degenerate_with_label_noise(res):
     """The old rule (noise-free ID loss) always picks lam = 0 because plain FT interpolates;
-    with noisy labels and a noisy held-out set the chosen lam is positive here."""
+    with noisy labels and a noisy held-out set most instances choose a positive lam (here 6
+    of 7), and there plain FT (lam = 0) has a strictly worse validation loss."""
     cfg, df = res
     r = df[df.method == "regft"]
     sel = reg.select_lam(r, "val_loss")
-    assert all(row.lam > 0 for row in sel.values())
-    # the computed curve: FT (lam = 0) has a strictly worse validation loss than the choice
-    for seed, row in sel.items():
+    positive = {seed: row for seed, row in sel.items() if row.lam > 0}
+    assert len(positive) > len(sel) / 2
+    for seed, row in positive.items():
         assert r[(r.seed == seed) & (r.lam == 0.0)].val_loss.iloc[0] > row.val_loss
 
 
@@ -135,7 +136,7 @@ def test_check_follows_fabricated_numbers_both_ways(res):
     worse = df.copy()
     worse.loc[worse.method == "lpft", "ood_loss"] = 1e6        # LP-FT far worse: reg. FT wins
     c = reg.check(worse, cfg)[0]
-    assert c["status"] == "fail" and c["margin"] < 0 and "wins on 1/1" in c["details"]
+    assert c["status"] == "fail" and c["margin"] < 0 and "LP-FT better on 0 of 7" in c["details"]
     better = df.copy()
     better.loc[better.method == "lpft", "ood_loss"] = 1e-30    # LP-FT far better
     c = reg.check(better, cfg)[0]
@@ -152,6 +153,51 @@ def test_check_follows_fabricated_numbers_both_ways(res):
     bad = df.copy()
     bad.loc[bad.method == "xcheck_core", "rel_diff"] = 1.0
     assert reg.check(bad, cfg)[2]["status"] == "fail"
+
+
+def test_sign_test_decides_and_too_few_instances_decide_nothing(res):
+    """LP-FT better on 6 of 7 instances is not enough at 1% (7 of 7 is); with 6 instances
+    nothing can be decided (not_applicable)."""
+    cfg, df = res
+    seeds = sorted(df.seed.unique())
+    lpft = df.method == "lpft"
+    better = df.copy()
+    better.loc[lpft, "ood_loss"] = 1e-30                        # LP-FT wins everywhere ...
+    better.loc[lpft & (better.seed == seeds[0]), "ood_loss"] = 1e6   # ... but on one instance
+    c = reg.check(better, cfg)[0]
+    assert c["status"] == "fail" and "LP-FT better on 6 of 7" in c["details"] and ">= 7 of 7" in c["details"]
+    few = reg.check(df[df.seed != seeds[0]], cfg)[0]
+    assert few["status"] == "not_applicable" and few["margin"] is not None and np.isnan(few["margin"])
+
+
+def test_a_lam_without_a_limit_is_diagnosed_recorded_and_not_selected(res):
+    """F_lam with an unpenalised head can have its infimum at |v| = infinity: measured on the
+    quick config's instance (seed 3, rep 2) at lam = 0.01, the flow runs off (|v| 243 at
+    t = 1e9, F within 0.6% above lam sigma_min(G0)^2). That is diagnosed (NoLimitError with
+    the numbers), not a convergence failure; in the records such a lam is not selectable and
+    the check counts it."""
+    qcfg = reg.Config.quick(3)
+    p, *_ = reg.noisy_problem(qcfg, dict(eps=0.15, eps_index=0, rep=2))
+    with pytest.raises(reg.NoLimitError, match="no minimizer") as info:
+        reg.regularized_limit(p, 0.01, p.v0, t_max=qcfg.t_max)
+    nb = info.value.numbers
+    assert nb["F_inf"] <= nb["F_end"] <= nb["F_inf"] * (1 + reg.NO_LIMIT_RTOL) and nb["v_norm"] > 100
+    fl = reg.ReducedRegFlow(p, 0.01)
+    assert nb["F_inf"] == pytest.approx(0.01 * np.linalg.svd(fl.G0, compute_uv=False).min() ** 2)
+    # A penalised head makes F coercive: no infimum at infinity.
+    assert reg.ReducedRegFlow(p, 0.01, reg_head=True).infimum_at_infinity() == float("inf")
+    # In the records: the selected lam of one instance loses its limit -> another is selected.
+    cfg, df = res
+    seed = sorted(df.seed.unique())[0]
+    sel = reg.select_lam(df[df.method == "regft"], "val_loss")[seed]
+    gone = df.copy()
+    row = gone.method.eq("regft") & gone.seed.eq(seed) & gone.lam.eq(sel.lam)
+    gone["has_limit"] = True
+    gone.loc[row, ["has_limit", "certified"]] = False
+    gone.loc[row, ["ood_loss", "val_loss"]] = np.nan
+    assert reg.select_lam(gone[gone.method == "regft"], "val_loss")[seed].lam != sel.lam
+    c = reg.check(gone, cfg)[0]
+    assert "no minimizer" in c["details"] and f"for 1 of {int(df.method.eq('regft').sum())}" in c["details"]
 
 
 def test_check_refuses_unconverged_records(res):
