@@ -15,8 +15,11 @@ A cached unit is reused only when the code that computed it is the code running 
 each unit file carries :func:`code_fingerprint` (a hash of the code of the ``twolayer``
 package and of the module that defines ``compute``, comments and docstrings left out), and
 a unit computed by other code (an edited simulator, an older release, or a unit file from
-before fingerprints) is computed again, with a note on stderr and its count in ``meta.json`` (``n_stale_units``).
-So a fix to the simulator can never leave its old numbers in a figure or a paper check.
+before fingerprints) is computed again, with a note on stderr and its count in
+``meta.json`` (``n_stale_units``). So a fix to the simulator can never leave its old numbers
+in a figure or a paper check. A process that runs code older than its files on disk (edited
+after import) refuses to sweep (:class:`StaleCodeError`), and a Dask worker running other
+code than the client has its units refused (:class:`experiments._executor.CodeMismatchError`).
 
 Units run in this process by default; on Dask distributed inside a
 ``with DaskExecutor(...):`` block (see :mod:`experiments._executor`), which the
@@ -222,8 +225,9 @@ def _code_mismatch(mine: dict, theirs: dict) -> str | None:
 
 
 class StaleCodeError(RuntimeError):
-    """Source files of code loaded in this process changed on disk after it was imported: a
-    sweep would run the old code but label its results with the new code's fingerprint."""
+    """Code in the fingerprint changed on disk after this process imported it
+    (:func:`edited_since_import`): a sweep would run the old code but label its results
+    with the new code's fingerprint."""
 
 
 #: The experiments' own files as this process imported them (twolayer's:
@@ -288,8 +292,9 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     by this process as its result arrives; if some units fail, all the others are
     still written and :class:`experiments._executor.SweepError` is raised (a
     rerun computes only the missing units). Raises :class:`StaleCodeError` before
-    computing anything when files of loaded ``twolayer`` or ``experiments`` modules were
-    edited after their import (the results would carry the wrong fingerprint).
+    computing anything when code in the fingerprint (loaded ``twolayer`` modules, the
+    module of ``compute``) was edited after its import (the results would carry the wrong
+    fingerprint).
     """
     from experiments._executor import CodeMismatchError, SweepError, current_executor
     _check_code_is_current(compute)
