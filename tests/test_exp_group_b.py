@@ -163,7 +163,7 @@ def test_few_shot_figure(fs_res):
 @pytest.fixture(scope="module")
 def reg_res(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reg")
-    cfg = reg.Config(seed=4, eps_grid=(0.05,), n_seeds=1, lam_grid=(0.0, 1.0, 100.0), n_times=4,
+    cfg = reg.Config(seed=4, eps_grid=(0.05,), n_seeds=7, lam_grid=(0.0, 1.0, 100.0), n_times=4,
                      t_end=20.0, **TINY)
     return cfg, _run(reg, cfg, tmp), tmp
 
