@@ -356,6 +356,23 @@ def certify(fl: ReducedRegFlow, z_stop, *, grad_tol: float, dist_rtol: float = 1
                 failed=[name for name, good in ok.items() if not good])
 
 
+def _no_limit(fl: ReducedRegFlow, z, v0, t: float) -> NoLimitError | None:
+    """The :class:`NoLimitError` for the state ``z`` reached at time ``t`` when it shows that
+    F_lam has no minimizer: F within NO_LIMIT_RTOL above its infimum at infinity (F >= that
+    infimum is necessary for the flow to run off) and |v| grown to NO_LIMIT_HEAD times
+    max(1, |v0|); else None."""
+    F_end, F_inf = fl.objective(z), fl.infimum_at_infinity()
+    v_end, _ = fl.split(np.asarray(z, float))
+    v_norm, v_ref = float(np.linalg.norm(v_end)), max(1.0, float(np.linalg.norm(v0)))
+    if not (F_inf <= F_end <= F_inf * (1.0 + NO_LIMIT_RTOL) and v_norm >= NO_LIMIT_HEAD * v_ref):
+        return None
+    return NoLimitError(
+        f"lam={fl.lam}: F_lam has no minimizer: at t={t:.3g} |v| = {v_norm:.3g} ({v_norm / v_ref:.3g}x "
+        f"max(1, |v0|)) and F = {F_end:.10g}, within {NO_LIMIT_RTOL:g} of its infimum at infinity "
+        f"lam sigma_min(G0)^2 = {F_inf:.10g}: the flow runs off to |v| = infinity",
+        lam=fl.lam, t_end=t, F_end=F_end, F_inf=F_inf, v_norm=v_norm)
+
+
 def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol=1e-8, atol=1e-10,
                       grad_rtol=1e-8, dist_rtol=1e-8, ood_rtol=1e-9, t_max=1e9, n_tighten=3,
                       fallback="Radau") -> dict:
@@ -410,15 +427,9 @@ def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol
                     cert.pop("failed")
                     return dict(v=v, B=B, t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0, grad_tol=tol,
                                 n_tightened=attempt, **cert)
-                F_end, F_inf = fl.objective(z), fl.infimum_at_infinity()
-                v_end, _ = fl.split(z)
-                v_norm, v_ref = float(np.linalg.norm(v_end)), max(1.0, float(np.linalg.norm(v0)))
-                if F_inf <= F_end <= F_inf * (1.0 + NO_LIMIT_RTOL) and v_norm >= NO_LIMIT_HEAD * v_ref:
-                    raise NoLimitError(
-                        f"lam={lam}: F_lam has no minimizer: at t={t:.3g} |v| = {v_norm:.3g} ({v_norm / v_ref:.3g}x "
-                        f"max(1, |v0|)) and F = {F_end:.10g}, within {NO_LIMIT_RTOL:g} of its infimum at infinity "
-                        f"lam sigma_min(G0)^2 = {F_inf:.10g}: the flow runs off to |v| = infinity",
-                        lam=float(lam), t_end=t, F_end=F_end, F_inf=F_inf, v_norm=v_norm)
+                no_limit = _no_limit(fl, z, v0, t)
+                if no_limit is not None:
+                    raise no_limit
                 raise NotConvergedError(f"lam={lam}: no steady state by t_max={t_max:g} "
                                         f"(||grad|| = {np.linalg.norm(fl.field(z)):.2e} > {tol:.2e}), and "
                                         f"Newton from there fails its certificate ({', '.join(cert['failed'])})")
