@@ -44,10 +44,12 @@ No limit. With the head not penalised, F_lam need not have a minimizer: along v 
 B - B0 = v (a - G0^T v)^T / rho^2 fits the data exactly at a penalty tending to
 lam |G0^T u|^2, so inf F_lam <= lam sigma_min(G0)^2 at |v| = infinity, and for small lam
 the flow runs off there (measured, quick seed 3, lam = 0.01: |v| = 243 at t = 1e9 and 5263
-at t = 1e13, F -> lam sigma_min(G0)^2 = 0.0036337 from above, L_ood 6e4 -> 3e7). Such a lam
-(:class:`NoLimitError`: F within NO_LIMIT_RTOL of that infimum, |v| grown NO_LIMIT_HEAD-fold)
-has no limit to compare: it is recorded with ``has_limit=False`` and left out of the
-selection, and the check says how often it happened.
+at t = 1e13, F -> lam sigma_min(G0)^2 = 0.0036337 from above, L_ood 6e4 -> 3e7). A stop
+with F at or above that infimum and |v| grown NO_LIMIT_HEAD-fold is on that run-off
+(:class:`NoLimitError`), even when it passes the certificate, whose tolerances grow with
+|v|^2 (seed 2, instance 2004, lam = 1: "certified" at |v| = 507). Such a lam has no limit to
+compare: it is recorded with ``has_limit=False`` and left out of the selection, and the
+check says how often it happened.
 
 The claim is decided over instances by a one-sided sign test at 1%
 (:func:`experiments._checks.sign_test`: with 8 instances LP-FT must win on all 8). The
@@ -111,9 +113,11 @@ class NoLimitError(NotConvergedError):
         self.numbers = numbers
 
 
-#: A stall at t_max counts as "no limit" when F is within this relative distance above its
-#: infimum at infinity and |v| is at least NO_LIMIT_HEAD times max(1, |v0|).
-NO_LIMIT_RTOL, NO_LIMIT_HEAD = 1e-2, 10.0
+#: A stop state is on the run-off to |v| = infinity when F is at or above its infimum at
+#: infinity (no finite minimizer can do better than that) and |v| has grown to at least
+#: NO_LIMIT_HEAD times max(1, |v0|). Measured: true limits sit far below it (F 99.6% below at
+#: lam = 100, |v| ~ 1); run-off states 0.1-4% above it with |v| 51-1600.
+NO_LIMIT_HEAD = 10.0
 
 
 @dataclass(frozen=True)
@@ -357,20 +361,36 @@ def certify(fl: ReducedRegFlow, z_stop, *, grad_tol: float, dist_rtol: float = 1
 
 
 def _no_limit(fl: ReducedRegFlow, z, v0, t: float) -> NoLimitError | None:
-    """The :class:`NoLimitError` for the state ``z`` reached at time ``t`` when it shows that
-    F_lam has no minimizer: F within NO_LIMIT_RTOL above its infimum at infinity (F >= that
-    infimum is necessary for the flow to run off) and |v| grown to NO_LIMIT_HEAD times
-    max(1, |v0|); else None."""
+    """The :class:`NoLimitError` for the state ``z`` reached at time ``t`` when it is on the
+    run-off to |v| = infinity: F at or above its infimum at infinity (lower values exist out
+    there, so this is no global minimizer) and |v| grown to NO_LIMIT_HEAD times max(1, |v0|);
+    else None. Refusing such a state errs on the safe side: a local minimizer out there would
+    be refused too, never a wrong limit accepted."""
     F_end, F_inf = fl.objective(z), fl.infimum_at_infinity()
     v_end, _ = fl.split(np.asarray(z, float))
     v_norm, v_ref = float(np.linalg.norm(v_end)), max(1.0, float(np.linalg.norm(v0)))
-    if not (F_inf <= F_end <= F_inf * (1.0 + NO_LIMIT_RTOL) and v_norm >= NO_LIMIT_HEAD * v_ref):
+    if not (F_end >= F_inf and v_norm >= NO_LIMIT_HEAD * v_ref):
         return None
     return NoLimitError(
         f"lam={fl.lam}: F_lam has no minimizer: at t={t:.3g} |v| = {v_norm:.3g} ({v_norm / v_ref:.3g}x "
-        f"max(1, |v0|)) and F = {F_end:.10g}, within {NO_LIMIT_RTOL:g} of its infimum at infinity "
+        f"max(1, |v0|)) and F = {F_end:.10g} is {F_end / F_inf - 1:.2%} above its infimum at infinity "
         f"lam sigma_min(G0)^2 = {F_inf:.10g}: the flow runs off to |v| = infinity",
         lam=fl.lam, t_end=t, F_end=F_end, F_inf=F_inf, v_norm=v_norm)
+
+
+def _limit(fl: ReducedRegFlow, cert: dict, v0, t: float, stats: dict) -> dict:
+    """The certified limit as returned by :func:`regularized_limit`, unless the polished state
+    is on the run-off to |v| = infinity (:func:`_no_limit`): the certificate's tolerances are
+    relative to the Hessian's largest eigenvalue, which grows like |v|^2 there, so a point of
+    the run-off can pass them (measured: quick seed 2, instance 2004, lam = 1, certified at
+    |v| = 507 = 250 |v0|, F 0.4% above its infimum at infinity, |v| 988 after 1e9 more)."""
+    z = cert.pop("z")
+    no_limit = _no_limit(fl, z, v0, t)
+    if no_limit is not None:
+        raise no_limit
+    v, B = fl.vB(z)
+    cert.pop("failed")
+    return dict(v=v, B=B, **stats, **cert)
 
 
 def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol=1e-8, atol=1e-10,
@@ -383,9 +403,10 @@ def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol
     event tightened 100x, at most ``n_tighten`` times. A failure of ``solver`` (LSODA can
     stall in the slow phase of small lam) is retried from the same state with ``fallback``.
     If the event never fires by ``t_max`` (the gradient stalls at the integrator's accuracy
-    floor, above the threshold), the state at ``t_max`` is certified the same way instead;
-    if that fails and F is within NO_LIMIT_RTOL above its infimum at infinity with a head
-    grown NO_LIMIT_HEAD-fold, F_lam has no minimizer: :class:`NoLimitError`.
+    floor, above the threshold), the state at ``t_max`` is certified the same way instead.
+    A stop (certified or not) whose F is at or above its infimum at infinity with a head
+    grown NO_LIMIT_HEAD-fold is on the run-off to |v| = infinity: F_lam has no minimizer,
+    :class:`NoLimitError` (:func:`_no_limit`).
     Returns v, B (the limit), the stop time ``t_steady``, ``nfev``, ``solver_used`` and the
     certificate. Raises :class:`NotConvergedError` if no
     certified limit is reached by ``t_max`` (or the solver fails).
@@ -423,10 +444,8 @@ def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol
                 t, z = float(sol.t[-1]), sol.y[:, -1]
                 cert = certify(fl, z, grad_tol=tol, dist_rtol=dist_rtol, ood_rtol=ood_rtol)
                 if cert["certified"]:
-                    v, B = fl.vB(cert.pop("z"))
-                    cert.pop("failed")
-                    return dict(v=v, B=B, t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0, grad_tol=tol,
-                                n_tightened=attempt, **cert)
+                    return _limit(fl, cert, v0, t, dict(t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0,
+                                                        grad_tol=tol, n_tightened=attempt))
                 no_limit = _no_limit(fl, z, v0, t)
                 if no_limit is not None:
                     raise no_limit
@@ -436,9 +455,11 @@ def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol
             t, z = float(sol.t_events[0][0]), sol.y_events[0][0]
         cert = certify(fl, z, grad_tol=tol, dist_rtol=dist_rtol, ood_rtol=ood_rtol)
         if cert["certified"]:
-            v, B = fl.vB(cert.pop("z"))
-            cert.pop("failed")
-            return dict(v=v, B=B, t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0, grad_tol=tol, n_tightened=attempt, **cert)
+            return _limit(fl, cert, v0, t, dict(t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0,
+                                                grad_tol=tol, n_tightened=attempt))
+        no_limit = _no_limit(fl, z, v0, t)
+        if no_limit is not None:          # an uncertified stop on the run-off: integrating on cannot help
+            raise no_limit
         tol *= 1e-2
     raise NotConvergedError(f"lam={lam}: stop at t={t:.3g} not certified after {n_tighten} tightenings "
                             f"(failed: {cert['failed']}; ||grad|| {cert['grad_norm']:.2e}, Newton distance "
@@ -603,8 +624,8 @@ def check(records, config: Config) -> list[dict]:
     wins = int(np.sum(margins < 0))
     status, margin, rule = sign_test(margins, "LP-FT")
     gone = reg[~_has_limit(reg)]
-    no_limit = (f"F_lam has no minimizer (infimum lam sigma_min(G0)^2 at |v| = infinity; certified: F within "
-                f"{NO_LIMIT_RTOL:g} of it, |v| >= {NO_LIMIT_HEAD:g} max(1, |v0|)) for {len(gone)} of {len(reg)} "
+    no_limit = (f"F_lam has no minimizer (infimum lam sigma_min(G0)^2 at |v| = infinity; the stop had F >= "
+                f"it and |v| >= {NO_LIMIT_HEAD:g} max(1, |v0|)) for {len(gone)} of {len(reg)} "
                 f"(instance, lam) pairs, lam in {sorted(set(gone.lam))}: not selectable (no limit to compare)"
                 if len(gone) else "every lam has a certified limit")
     out = [dict(
