@@ -352,8 +352,9 @@ def write_report(report: dict, out: Path, cache: Path) -> tuple[Path, Path]:
           "Statuses: *finding* = the model contradicts the paper here, as recorded with its reason "
           "(expected); *unexpected_pass* = a recorded finding no longer holds; *vacuous* = the bound is "
           "<= 0 and verifies nothing. A positive margin means the claim holds with room, in the unit "
-          f"given; >= before {MAX_DECADES:+.3g} {DECADES_BELOW}: the error is at or below float64 "
-          "rounding of the tolerance (the row's details give it).", "",
+          f"given. A margin shown as >={MAX_DECADES:+.3g} ({DECADES_BELOW}) is the largest one can be: "
+          "the error is at or below float64 rounding of the tolerance (the row's details give the "
+          "error itself).", "",
           "| # | id | claim | source | status | margin | unit | cases | figure |",
           "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rows):

@@ -114,9 +114,10 @@ class Problem:
                 warnings.warn(PrecisionWarning(
                     f"X was given as a {x_eps:.1e}-precision float array: at float64's rank cutoff "
                     f"m = dim S = {m64}, but {m64 - m_in} of those directions are below the input's own "
-                    f"rounding (rank {m_in} at its precision), so S, S_perp and every angle include "
-                    "rounding noise. Build X in float64 (e.g. compute it from float64 factors), or "
-                    "project it onto its leading singular subspace before making the Problem"),
+                    f"rounding (rank {m_in} at its precision). This Problem's m = {m64} is wrong if X "
+                    f"has rank {m_in}, and with it S, S_perp and every angle. Build X in float64 (e.g. "
+                    "compute it from float64 factors), or project it onto its leading singular "
+                    "subspace before making the Problem"),
                     stacklevel=2)
         if not SCALE_MIN < x_max < SCALE_MAX:
             raise TwoLayerInputError("X", f"has entries of size {x_max:.1e}: X^T X and the loss "
