@@ -33,7 +33,7 @@ from functools import partial
 
 import numpy as np
 
-from experiments._checks import sign_test, sign_test_losses  # noqa: F401 - re-exported for tests
+from experiments._checks import sign_test
 from experiments._common import cli, log_time_grid, run_sweep
 
 NAME = "conditions"

@@ -353,7 +353,8 @@ def _conditions_records(poor_corner_gaussian=0.3, poor_corner_zero=-0.2, small_s
 def test_conditions_reports_each_corner_and_head_and_records_the_findings():
     cond = importlib.import_module("experiments.conditions")
     cfg = cond.Config.quick(0)
-    assert cfg.n_seeds == 16 and cond.sign_test_losses(16) == 2     # 14 of 16: p = 0.0021 < 0.01
+    from experiments._checks import sign_test_losses
+    assert cfg.n_seeds == 16 and sign_test_losses(16) == 2          # 14 of 16: p = 0.0021 < 0.01
     rows = cond.check(_conditions_records(), cfg)
     assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
     for r in rows:
