@@ -22,6 +22,9 @@ DEFAULT_EMPIRICAL = REPO / "results" / "empirical_gpu"
 
 #: Figures whose ``main`` reads the empirical results (first argument) and the cache (third).
 EMPIRICAL_FIGURES = ("empirical_distortion",)
+#: Figures drawn from committed results (docs/results) unless the cache holds their own: they
+#: need no results cache, so a fresh clone can draw them.
+COMMITTED_FIGURES = ("scoreboard",)
 
 
 def figure_names() -> list[str]:
@@ -57,7 +60,8 @@ def build_parser(prog: str, *, positional_names: bool, description: str = "",
 
 def _check_folders(ap: argparse.ArgumentParser, args) -> None:
     cache = args.cache if args.cache is not None else _default_cache()
-    if not Path(cache).is_dir():
+    committed_only = bool(getattr(args, "names", None)) and set(args.names) <= set(COMMITTED_FIGURES)
+    if not Path(cache).is_dir() and not (committed_only and args.cache is None):
         hint = ("run `python -m paper_checks --quick` or `python -m experiments.NAME --quick` first"
                 if args.cache is None else "give the folder the experiments wrote (their --out)")
         ap.error(f"results cache {cache} does not exist: {hint}")

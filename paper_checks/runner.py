@@ -55,7 +55,10 @@ EMPIRICAL = "empirical"
 #: records of ``python -m experiments.real_features`` (it needs PyTorch and trains a backbone, so
 #: paper_checks never runs it). Looked up in the results cache, then in <empirical>/bridge.
 REAL_FEATURES = "real_features"
-CACHED_ONLY = (EMPIRICAL, REAL_FEATURES)
+#: The scoreboard of real (task, shift) pairs (issue 18): read from the committed tidy table
+#: (docs/results/scoreboard.*), never trained here unless --rerun-scoreboard asks for it.
+SCOREBOARD = "scoreboard"
+CACHED_ONLY = (EMPIRICAL, REAL_FEATURES, SCOREBOARD)
 STATUSES = tuple(s.value for s in Status)
 #: Statuses that are not what the claim's expectation says: exit code 1.
 MISMATCH = (Status.FAIL.value, Status.UNEXPECTED_PASS.value, Status.ERROR.value)
@@ -73,7 +76,7 @@ DEFAULT_EMPIRICAL = REPO / "results" / "empirical_gpu"
 
 def valid_names() -> tuple:
     """The names ``--only`` accepts: every claim experiment, ``real_features`` and ``empirical``."""
-    return tuple(CLAIM_EXPERIMENTS) + (REAL_FEATURES, EMPIRICAL)
+    return tuple(CLAIM_EXPERIMENTS) + (REAL_FEATURES, SCOREBOARD, EMPIRICAL)
 
 
 def _check_only(only) -> list[str] | None:
@@ -211,9 +214,35 @@ def _real_features_rows(cache: Path, empirical: Path, figures, fig_dir, out) -> 
                           getattr(mod, "OBSERVATIONS", {}))
 
 
+def _scoreboard_rows(results_dir, rerun: bool, quick: bool, figures, fig_dir, out, log) -> list[dict]:
+    """The scoreboard's rows from its written tidy table (committed under docs/results), or from
+    a fresh run when ``rerun`` (``experiments.scoreboard`` at the cpu scale, or quick with --quick)."""
+    from experiments import scoreboard as mod
+    if rerun:
+        results_dir = Path(out) / "scoreboard"
+        argv = ["--results", str(results_dir)] + (["--quick"] if quick else [])
+        log(f"scoreboard: recomputing ({'quick' if quick else 'cpu'} scale) -> {results_dir}")
+        if mod.main(argv) != 0:
+            raise RuntimeError("experiments.scoreboard was interrupted")
+    try:
+        table, summary, meta = mod.load_results(results_dir)
+    except FileNotFoundError as exc:
+        return [dict(id="cached_records", experiment=SCOREBOARD, status=Status.NO_RESULTS.value,
+                     claim="the scoreboard of real (task, shift) pairs (issue 18)", source="THEORY.md §9",
+                     margin=None, unit="", n_cases=0, figure=None, details=str(exc))]
+    rows = mod.check(table, summary, meta)
+    figure = None
+    if figures:
+        from figures.scoreboard import main as draw
+        paths = draw(results_dir, fig_dir)
+        figure = str(Path(paths[0]).resolve().relative_to(Path(out).resolve())) if paths else None
+    return apply_findings(SCOREBOARD, rows, mod.FINDINGS, figure, mod.OBSERVATIONS)
+
+
 def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache: Path | None = None,
                only=None, force: bool = False, figures: bool = True, log=print,
-               empirical: Path = DEFAULT_EMPIRICAL, strict: bool = False) -> dict:
+               empirical: Path = DEFAULT_EMPIRICAL, strict: bool = False, scoreboard: Path | None = None,
+               rerun_scoreboard: bool = False) -> dict:
     """Run the checks and write the report; returns the report (a dict, :data:`REPORT_KEYS`).
 
     ``only``: experiment names (see :func:`valid_names`); unknown names raise
@@ -236,6 +265,8 @@ def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache
                 new = _empirical_rows(Path(empirical), figures, fig_dir, out)
             elif name == REAL_FEATURES:
                 new = _real_features_rows(cache, Path(empirical), figures, fig_dir, out)
+            elif name == SCOREBOARD:
+                new = _scoreboard_rows(scoreboard, rerun_scoreboard, quick, figures, fig_dir, out, log)
             else:
                 new = _run_experiment(name, quick, seed, cache, force, figures, fig_dir, out, log)
         except Exception as exc:  # noqa: BLE001 - reported as an error row, never swallowed
@@ -393,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--empirical", type=Path, default=None, metavar="DIR",
                     help="folder of cached empirical (GPU) results to check; must exist when given "
                          f"(default {DEFAULT_EMPIRICAL}: its claims read no_results while it is missing)")
+    ap.add_argument("--scoreboard", type=Path, default=None, metavar="DIR",
+                    help="folder of the scoreboard's tidy table (default docs/results, committed)")
+    ap.add_argument("--rerun-scoreboard", action="store_true",
+                    help="recompute the scoreboard instead of reading the committed one: with --quick its "
+                         "tiny version (minutes), else the CPU protocol (hours on 2 cores, resumable)")
     ap.add_argument("--no-figures", action="store_true", help="do not draw the figures")
     ap.add_argument("--strict", action="store_true",
                     help="treat recorded findings as failures (exit 1 when there is any)")
@@ -412,7 +448,8 @@ def main(argv=None) -> int:
     with executor_from_args(args, ap):
         report = run_checks(args.quick, args.seed, args.out, args.cache, args.only, args.force,
                             not args.no_figures, log=lambda s: print(s, file=sys.stderr, flush=True),
-                            empirical=args.empirical or DEFAULT_EMPIRICAL, strict=args.strict)
+                            empirical=args.empirical or DEFAULT_EMPIRICAL, strict=args.strict,
+                            scoreboard=args.scoreboard, rerun_scoreboard=args.rerun_scoreboard)
     print(format_table(report["claims"]))
     print()
     print(summary_text(report, args.strict))

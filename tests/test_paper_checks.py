@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import types
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,8 @@ def fake(monkeypatch):
             names.append(name)
         monkeypatch.setattr(runner, "CLAIM_EXPERIMENTS", tuple(names))
         return names
+    import experiments.scoreboard as sbm
+    monkeypatch.setattr(sbm, "RESULTS_DIR", Path("/nonexistent/twolayer-test/scoreboard"))  # no committed table
     import paper_checks.empirical as emp
     monkeypatch.setattr(emp, "empirical_checks", lambda d: [dict(
         id="lpft_dist", claim="LP-FT changes features far less than FT", source="THEORY.md §7",
@@ -247,9 +250,10 @@ def test_report_json_schema(tmp_path, fake):
     assert isinstance(data, dict) and REPORT_KEYS <= set(data)
     assert data["mode"] == "quick" and data["seed"] == 0 and isinstance(data["versions"], dict)
     assert isinstance(data["git_revision"], str) and data["git_revision"]
-    assert set(data["timings"]["per_experiment_s"]) == {"alpha", "beta", "real_features", "empirical"}
+    assert set(data["timings"]["per_experiment_s"]) == {"alpha", "beta", "real_features", "scoreboard",
+                                                         "empirical"}
     assert data["timings"]["total_s"] >= 0 and data["machine"]["cpu_count"] >= 1
-    assert data["summary"] == {"pass": 1, "not_applicable": 1, "finding": 1, "no_results": 2}
+    assert data["summary"] == {"pass": 1, "not_applicable": 1, "finding": 1, "no_results": 3}
     for c in data["claims"]:
         assert CLAIM_KEYS <= set(c), c
         assert c["status"] in runner.STATUSES and ID_PATTERN.match(c["id"])

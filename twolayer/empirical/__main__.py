@@ -12,7 +12,7 @@ from pathlib import Path
 
 from twolayer._validate import json_object_arg
 
-DATASET_NAMES = ("digits", "pacs", "cifar-subpop", "cifar-stl")
+DATASET_NAMES = ("digits", "pacs", "cifar-subpop", "cifar10c", "cifar-stl")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,10 @@ Built-in shifts (``load_shift(name, ...)``):
     from the torchvision on-disk formats (``cifar-10-batches-py`` pickles and
     ``stl10_binary``) under ``<data_dir>`` or ``<data_dir>/torchvision``; a
     missing file is a ``DataNotFoundError`` naming it.
+``cifar10c``
+    CIFAR-10 -> CIFAR-10-C style corruptions (``twolayer.empirical.corruptions``):
+    ID = the 10-class task on the train images held out from pretraining, OOD =
+    13 ``imagecorruptions`` corruptions of a fixed test subset, JPEG q75 like the bundle.
 ``imagefolder``
     One ImageFolder tree per domain (``load_imagefolder_shift``).
 
@@ -399,15 +403,31 @@ def _cifar_partition(split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pre, pool
 
 
-def cifar_pretrain_split(data_dir=None, max_images: int | None = None) -> tuple[ImageSet, list[str]]:
-    """The 40,000 CIFAR-10 train images reserved for pretraining (10-class labels)."""
+def cifar_pretrain_split(data_dir=None, max_images: int | None = None,
+                         classes: Sequence[str] | None = None) -> tuple[ImageSet, list[str]]:
+    """The 40,000 CIFAR-10 train images reserved for pretraining (10-class labels).
+
+    ``classes``: keep only these classes, labelled 0..len(classes)-1 in the given order
+    (a backbone pretrained on part of the label set).
+    """
     z = np.load(_bundle(data_dir, "cifar10_jpeg.npz"))
     pre, _ = _cifar_partition(z["split"])
+    lab = z["label"].astype(np.int64)
+    names = [str(c) for c in z["classes"]]
+    if classes is not None:
+        bad = [c for c in classes if c not in names]
+        if bad or len(set(classes)) != len(classes) or not classes:
+            raise UnknownDatasetError(f"pretraining classes {list(classes)}: unknown or repeated names "
+                                      f"{bad}; CIFAR-10 classes are {names}")
+        keep = [names.index(c) for c in classes]
+        pre = pre[np.isin(lab[pre], keep)]
+        remap = np.full(len(names), -1)
+        remap[keep] = np.arange(len(keep))
+        lab, names = remap[lab], [str(c) for c in classes]
     if max_images is not None:  # a fixed random subset (the bundle is ordered by class)
         pre = np.sort(np.random.default_rng(CIFAR_PRETRAIN_SEED + 1).permutation(pre)[:max_images])
-    lab = z["label"].astype(np.int64)
     x = decode_jpeg_bundle(z["data"], z["offsets"], pre)
-    return ImageSet(x, torch.from_numpy(lab[pre]), "cifar10_pretrain"), [str(c) for c in z["classes"]]
+    return ImageSet(x, torch.from_numpy(lab[pre]), "cifar10_pretrain"), names
 
 
 def load_cifar_subpop(data_dir=None, seed: int = 0, val_frac: float = 0.2, test_frac: float = 0.2,
@@ -685,8 +705,15 @@ def load_cifar_stl(root=None, download: bool = False, seed: int = 0, val_frac: f
                           "max_per_class": max_per_class})
 
 
+def _load_cifar10c(data_dir=None, cache_dir=None, **kwargs) -> ShiftData:
+    """``corruptions.load_cifar10c`` (imported lazily: it needs ``imagecorruptions``)."""
+    from .corruptions import load_cifar10c
+    return load_cifar10c(data_dir=data_dir, cache_dir=cache_dir, **kwargs)
+
+
 DATASETS: dict[str, Callable[..., ShiftData]] = {
     "pacs": load_pacs,
+    "cifar10c": _load_cifar10c,
     "cifar-subpop": load_cifar_subpop,
     "digits": load_digits,
     "cifar-stl": load_cifar_stl,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +37,7 @@ __all__ = ["find_network_run", "backbone_spec", "load_backbone", "resolve_backbo
 POOL_SOURCES = {
     "digits": "MNIST pretraining split (the 2,000 images the backbone was pretrained on)",
     "cifar-subpop": "CIFAR-10 pretraining split (images the backbone was pretrained on)",
+    "cifar10c": "CIFAR-10 pretraining split (images the backbone was pretrained on)",
     "pacs": "stand-in for ImageNet: CIFAR-10 pretraining-split images resized to the PACS size "
             "(natural photos of other classes, never in the PACS task)",
 }
@@ -81,7 +81,7 @@ def backbone_spec(dataset: str, quick: bool, empirical_dirs: Sequence[str | os.P
     ``imagenet``. ``info['matches_network']`` is True when this is the very backbone of the
     cached network results. ``pretrain_overrides`` (tests) apply only without a network run.
     """
-    from .pretrain import PretrainConfig
+    from .pretrain import PretrainConfig, pretrain_key
     from .results import config_hash
     from .runner import preset
 
@@ -108,7 +108,7 @@ def backbone_spec(dataset: str, quick: bool, empirical_dirs: Sequence[str | os.P
     if pre == "pretrain":
         if ck is None:
             pcfg = PretrainConfig(**dict(cfg.get("pretrain", {})))
-            name = f"{pcfg.arch}_{pcfg.source}_{config_hash(asdict(pcfg))}.pt"
+            name = f"{pcfg.arch}_{pcfg.source}_{config_hash(pretrain_key(pcfg))}.pt"
             ck = _existing(name, [Path(d) for d in empirical_dirs]) or Path(checkpoint_dir) / name
         info["checkpoint"], info["checkpoint_id"] = str(ck), Path(ck).name
     elif pre == "imagenet":
@@ -151,14 +151,18 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return y.round().clamp(0, 255).to(torch.uint8)
 
 
-def pool_images(dataset: str, image_size: int, data_dir=None, pool_max: int | None = None):
-    """(ImageSet, description) of the pretraining pool of ``dataset`` (see the module docstring)."""
+def pool_images(dataset: str, image_size: int, data_dir=None, pool_max: int | None = None,
+                classes=None):
+    """(ImageSet, description) of the pretraining pool of ``dataset`` (see the module docstring).
+
+    ``classes``: the CIFAR-10 classes a backbone was pretrained on (None: all ten).
+    """
     from .data import ImageSet, cifar_pretrain_split, digits_pretrain_split
 
     if dataset == "digits":
         pool, _ = digits_pretrain_split(data_dir, size=image_size)
-    elif dataset in ("cifar-subpop", "pacs"):
-        pool, _ = cifar_pretrain_split(data_dir, max_images=pool_max)
+    elif dataset in ("cifar-subpop", "cifar10c", "pacs"):
+        pool, _ = cifar_pretrain_split(data_dir, max_images=pool_max, classes=classes)
         if pool.images.shape[-1] != image_size:
             pool = ImageSet(_resize(pool.images, image_size), pool.labels, pool.name)
     else:

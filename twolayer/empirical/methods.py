@@ -227,7 +227,8 @@ class FTConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     #: "rrc": random-resized crop (no borders) at the network's input size; "pad": zero-padded
-    #: random crop at the data's size (the CIFAR pretraining augmentation)
+    #: random crop at the data's size (the CIFAR pretraining augmentation); "none": the images as
+    #: they are (the probe's view; the network resizes them to its input size)
     augment: str = "rrc"
     crop_scale: Sequence[float] = (0.6, 1.0)
     crop_ratio: Sequence[float] = (3 / 4, 4 / 3)
@@ -294,15 +295,15 @@ def train_epochs(net, train: ImageSet, epochs: int, lr: float, batch_size: int, 
                  fused: bool = False, compile_model: bool = False) -> dict:
     """SGD (momentum) with a per-step cosine schedule over ``epochs``; in-place on ``net``.
 
-    ``augment``: "pad" (zero-padded random crop by ``pad`` at the data's size) or "rrc"
-    (random-resized crop to ``out_size``, no borders). ``on_epoch(epoch, info)`` is called
+    ``augment``: "pad" (zero-padded random crop by ``pad`` at the data's size), "rrc"
+    (random-resized crop to ``out_size``, no borders) or "none" (the images unchanged). ``on_epoch(epoch, info)`` is called
     after epochs ``eval_every, 2*eval_every, ...`` and the last, with the mean training
     loss. Returns timing (training only, evaluation excluded): ``train_seconds``,
     ``images``, ``images_per_s``, and ``diverged`` (a non-finite epoch loss stops
     training; the caller records it).
     """
-    if augment not in ("pad", "rrc"):
-        raise ValueError(f"augment must be 'pad' or 'rrc', got {augment!r}")
+    if augment not in ("pad", "rrc", "none"):
+        raise ValueError(f"augment must be 'pad', 'rrc' or 'none', got {augment!r}")
     dev = train.images.device
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     n = len(train)
@@ -335,6 +336,8 @@ def train_epochs(net, train: ImageSet, epochs: int, lr: float, batch_size: int, 
             idx = perm[i * batch_size:(i + 1) * batch_size]
             if augment == "rrc":
                 xb = random_resized_crop(train.images[idx], size, gen, crop_scale, crop_ratio, hflip)
+            elif augment == "none":
+                xb = train.images[idx]
             else:
                 xb = augment_batch(train.images[idx], gen, pad, hflip)
             yb = train.labels[idx]

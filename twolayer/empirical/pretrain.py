@@ -41,6 +41,19 @@ class PretrainConfig:
     amp: bool = True
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    #: pretrain on these CIFAR-10 classes only (None: all ten); a backbone that has not seen the
+    #: downstream task's other classes (issue 18: backbones of several pretraining qualities)
+    classes: tuple | None = None
+
+
+def pretrain_key(cfg: PretrainConfig) -> dict:
+    """The fields that name a checkpoint (``classes`` only when set, so older names stay valid)."""
+    d = asdict(cfg)
+    if d.get("classes") is None:
+        d.pop("classes", None)
+    else:
+        d["classes"] = [str(c) for c in d["classes"]]
+    return d
 
 
 def pretrain_backbone(cfg: PretrainConfig, out_path, device="cpu", data_dir=None, log=print,
@@ -51,8 +64,10 @@ def pretrain_backbone(cfg: PretrainConfig, out_path, device="cpu", data_dir=None
         obj = torch.load(out_path, map_location="cpu", weights_only=True)
         log(f"pretrain: reusing {out_path}")
         return out_path, dict(obj.get("meta", {}), reused=True)
+    if cfg.classes is not None and cfg.source != "cifar10":
+        raise ValueError(f"PretrainConfig.classes selects CIFAR-10 classes; source {cfg.source!r} has none")
     if cfg.source == "cifar10":
-        data, classes = cifar_pretrain_split(data_dir, cfg.max_images)
+        data, classes = cifar_pretrain_split(data_dir, cfg.max_images, classes=cfg.classes)
         hflip = True
     elif cfg.source == "mnist":
         data, classes = digits_pretrain_split(data_dir, size=cfg.size or 28)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -20,7 +20,7 @@ from .data import load_shift, resplit
 from .methods import FTConfig, LPConfig
 from .metrics import features
 from .pipeline import compare_methods
-from .pretrain import PretrainConfig, pretrain_backbone
+from .pretrain import PretrainConfig, pretrain_backbone, pretrain_key
 from .results import config_hash, load_run, run_path, save_run
 
 __all__ = ["preset", "run_experiment", "resolve_device", "PRESETS", "QUICK", "TINY", "SCALES"]
@@ -43,6 +43,14 @@ PRESETS: dict[str, dict] = {
         "pretrain": {"source": "cifar10", "arch": "resnet18-cifar", "epochs": 30, "batch_size": 512,
                      "lr": 0.4, "warmup_epochs": 2},
         "ft": {"epochs": 20, "batch_size": 256, "lrs": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "lpft_head_sweep": 2},
+        "lp": {"n_l2": 50},
+    },
+    # CIFAR-10 -> CIFAR-10-C style corruptions (twolayer.empirical.corruptions), the cifar-subpop backbone
+    "cifar10c": {
+        "arch": "resnet18-cifar", "pretrained": "pretrain", "image_size": 32, "input_size": None, "data": {},
+        "pretrain": {"source": "cifar10", "arch": "resnet18-cifar", "epochs": 30, "batch_size": 512,
+                     "lr": 0.4, "warmup_epochs": 2},
+        "ft": {"epochs": 20, "batch_size": 256, "lrs": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]},
         "lp": {"n_l2": 50},
     },
     "pacs": {
@@ -73,6 +81,11 @@ QUICK: dict[str, dict] = {
     "pacs": {"image_size": 64, "input_size": 64, "data": {"max_per_class": 10},
              "ft": {"epochs": 2, "batch_size": 16, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0},
              "lp": {"n_l2": 8}},
+    "cifar10c": {"arch": "resnet-mini", "data": {"max_per_class": 60, "n_ood_per_class": 20},
+                 "pretrain": {"arch": "resnet-mini", "epochs": 2, "batch_size": 64, "lr": 0.05,
+                              "max_images": 3000},
+                 "ft": {"epochs": 3, "batch_size": 32, "lrs": [3e-3, 1e-2, 3e-2]},
+                 "lp": {"n_l2": 8}},
     "cifar-stl": {"image_size": 64, "input_size": 64, "data": {"max_per_class": 20, "size": 32},
                   "ft": {"epochs": 2, "batch_size": 16, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0},
                   "lp": {"n_l2": 8}},
@@ -94,6 +107,12 @@ TINY: dict[str, dict] = {
              "ft": {"epochs": 1, "batch_size": 8, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0,
                     "distortion_examples": 32},
              "lp": {"n_l2": 3}},
+    "cifar10c": {"arch": "resnet-mini", "data": {"max_per_class": 8, "n_ood_per_class": 3,
+                                                 "corruptions": ["gaussian_noise", "contrast"], "severities": [5]},
+                 "pretrain": {"arch": "resnet-mini", "epochs": 1, "batch_size": 64, "lr": 0.05,
+                              "max_images": 192, "holdout": 64, "warmup_epochs": 0},
+                 "ft": {"epochs": 1, "batch_size": 16, "lrs": [1e-2, 3e-2], "distortion_examples": 32},
+                 "lp": {"n_l2": 3}},
     "cifar-stl": {"image_size": 32, "input_size": 32, "data": {"max_per_class": 10, "size": 32},
                   "ft": {"epochs": 1, "batch_size": 8, "lrs": [1e-3, 1e-2], "lpft_head_sweep": 0,
                          "distortion_examples": 32},
@@ -140,7 +159,8 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 #: config keys that do not change results (excluded from the cache hash)
-_NON_SCIENTIFIC = ("seeds", "device", "data_dir", "results_dir", "checkpoint_dir", "channels_last")
+_NON_SCIENTIFIC = ("seeds", "device", "data_dir", "results_dir", "checkpoint_dir", "channels_last",
+                   "data_cache_dir")
 
 
 def _science(cfg: dict) -> dict:
@@ -165,7 +185,7 @@ def _backbone(cfg: dict, num_classes: int, device, log) -> tuple[torch.nn.Module
         if pcfg.arch != arch:
             raise ValueError(f"pretrain arch {pcfg.arch!r} differs from arch {arch!r}")
         ckdir = Path(cfg.get("checkpoint_dir") or Path(cfg["results_dir"]) / "checkpoints")
-        name = f"{pcfg.arch}_{pcfg.source}_{config_hash(asdict(pcfg))}.pt"
+        name = f"{pcfg.arch}_{pcfg.source}_{config_hash(pretrain_key(pcfg))}.pt"
         path, pinfo = pretrain_backbone(pcfg, ckdir / name, device=device, data_dir=cfg.get("data_dir"), log=log)
         load_backbone_checkpoint(net, path)
         info.update({"checkpoint": str(path), "pretrain": {k: v for k, v in pinfo.items() if k != "classes"}})
@@ -224,8 +244,11 @@ def run_experiment(config: dict, log=print) -> list[dict]:
     data_kw.setdefault("seed", cfg.get("split_seed", 0))
     import inspect
     from .data import DATASETS
-    if "data_dir" in inspect.signature(DATASETS.get(cfg["dataset"], load_shift)).parameters:
+    params = inspect.signature(DATASETS.get(cfg["dataset"], load_shift)).parameters
+    if "data_dir" in params:
         data_kw.setdefault("data_dir", cfg.get("data_dir"))
+    if "cache_dir" in params and cfg.get("data_cache_dir"):  # derived data (corrupted sets), not science
+        data_kw.setdefault("cache_dir", cfg["data_cache_dir"])
     data = load_shift(cfg["dataset"], **data_kw)
     t_data = time.perf_counter() - t0
     log(f"data: {data.summary()} (decoded in {t_data:.1f}s)")
