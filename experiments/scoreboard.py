@@ -171,13 +171,16 @@ def run_network(family: Family, scale: str, cache: Path, seeds=(0, 1, 2), device
 # ----------------------------------------------------------------------------- checks
 #: every scoreboard row is an observation (THEORY.md §9: agreement and disagreement are both
 #: results); a failing row is reported as a finding with this reason and its numbers
-_OBS = ("the real networks at this scale do not show it on most evidence-grade pairs, or the exact model "
-        "predicts them no better than a baseline: a result about the bridge, reported with its numbers "
-        "(details), never tuned away")
+_NET = ("the real networks of the CPU scoreboard do not show this claim on most evidence-grade pairs "
+        "(counts per pair in the details; THEORY.md §9: the result is what it is)")
+_BRIDGE = ("the exact model on the networks' features predicts this outcome no better than always guessing "
+           "the paper's headline or the majority outcome (rates and 90% intervals in the details)")
 _CLAIM_IDS = ("ft_beats_lp_id", "lp_beats_ft_ood", "lpft_best_ood", "ft_distorts_id_more", "lpft_distorts_less")
 OBSERVATIONS: dict[str, str] = {
-    **{f"{side}_{c}": _OBS for side in ("network", "bridge") for c in _CLAIM_IDS},
-    "bridge_spearman_ood": _OBS,
+    **{f"network_{c}": _NET for c in _CLAIM_IDS},
+    **{f"bridge_{c}": _BRIDGE for c in _CLAIM_IDS},
+    "bridge_spearman_ood": ("the exact model's predicted OOD loss ratio does not rank-correlate with the networks' "
+                            "OOD accuracy difference beyond its 90% bootstrap interval"),
     "scoreboard_size": ("the CPU scoreboard falls short of the issue's target sizes (the details give the "
                         "reason of every pair that is not evidence-grade)"),
 }
@@ -206,19 +209,32 @@ def check(table, summary, meta) -> list[dict]:
     """Rows for ``paper_checks``: the scoreboard's size, each claim on the networks, and each
     claim's prediction by the exact model against the better of the two baselines."""
     from experiments._checks import Status, passed, row
-    from twolayer.scoreboard import CLAIMS, network_outcomes
+    from twolayer.scoreboard import CLAIMS, network_outcomes, score
     src = "THEORY.md §9; issue 18"
     stamp = (f"{meta.get('scale')} scale, seeds {meta.get('seeds')}, computed at git "
              f"{str(meta.get('git_revision', '?'))[:12]} on {meta.get('created', '?')}")
     ev = table[table["evidence_grade"].astype(bool)]
     n_fam = int(table["family"].nunique())
+    # the issue's rule lets FT sit below LP on ID inside a wide 3-seed interval: say what a strict rule keeps
+    strict = table.assign(evidence_grade=table["evidence_grade"].astype(bool)
+                          & (table["net_ft_id_acc"] >= table["net_lp_id_acc"]))
+    st = score(strict)
+    st = st[st["scope"] == "evidence"].set_index(["claim", "predictor"])
+    strict_txt = ""
+    if ("lp_beats_ft_ood", "bridge") in st.index:
+        b, h = st.loc[("lp_beats_ft_ood", "bridge")], st.loc[("lp_beats_ft_ood", "headline")]
+        sp_ = st.loc[("spearman_ood", "bridge")] if ("spearman_ood", "bridge") in st.index else None
+        strict_txt = (f" Strict rule (FT mean >= LP mean on ID): {int(strict['evidence_grade'].sum())} pairs; LP vs FT "
+                      f"OOD bridge {int(b['n_match'])}/{int(b['n_pairs'])}, headline {int(h['n_match'])}/"
+                      f"{int(h['n_pairs'])}" + (f", Spearman {sp_['rate']:+.2f} [{sp_['lo90']:+.2f}, "
+                                                f"{sp_['hi90']:+.2f}]" if sp_ is not None else "") + ".")
     rows = [row("scoreboard_size", f"scoreboard: >= {MIN_PAIRS} pairs, >= {MIN_FAMILIES} families, "
                 f">= {MIN_EVIDENCE} evidence-grade", src,
                 passed(len(table) >= MIN_PAIRS and n_fam >= MIN_FAMILIES and len(ev) >= MIN_EVIDENCE),
                 float(len(ev) - MIN_EVIDENCE), "evidence-grade pairs above the target", int(len(table)),
                 f"{len(table)} pairs, {n_fam} families, {len(ev)} evidence-grade; per family: "
                 + ", ".join(f"{f} {int(g['evidence_grade'].astype(bool).sum())}/{len(g)}"
-                            for f, g in table.groupby("family")) + f"; {stamp}. Not evidence-grade: "
+                            for f, g in table.groupby("family")) + f"; {stamp}.{strict_txt} Not evidence-grade: "
                 + "; ".join(f"{r['pair']}: {r['grade_reason']}" for _, r in table[~table['evidence_grade']
                                                                             .astype(bool)].iterrows())[:1500])]
     obs = {c.obs: [network_outcomes(r)[c.obs] for r in ev.to_dict("records")] for c in CLAIMS}
