@@ -235,8 +235,9 @@ def check(table, summary, meta) -> list[dict]:
                 f"{len(table)} pairs, {n_fam} families, {len(ev)} evidence-grade; per family: "
                 + ", ".join(f"{f} {int(g['evidence_grade'].astype(bool).sum())}/{len(g)}"
                             for f, g in table.groupby("family")) + f"; {stamp}.{strict_txt} Not evidence-grade: "
-                + "; ".join(f"{r['pair']}: {r['grade_reason']}" for _, r in table[~table['evidence_grade']
-                                                                            .astype(bool)].iterrows())[:1500])]
+                + ("; ".join(f"{r['pair']}: {r['grade_reason']}" for _, r in table[~table['evidence_grade']
+                                                                             .astype(bool)].iterrows())[:1500]
+                   or "none"))]
     obs = {c.obs: [network_outcomes(r)[c.obs] for r in ev.to_dict("records")] for c in CLAIMS}
     sub = summary[summary["scope"] == "evidence"]
     for c in CLAIMS:
@@ -324,11 +325,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="results cache of checkpoints, run files, features and units (default "
                          "$TWOLAYER_SCOREBOARD_CACHE or ~/.cache/twolayer/scoreboard)")
     ap.add_argument("--results", type=Path, default=None,
-                    help="where the tidy scoreboard goes (default docs/results for --scale cpu/gpu, "
-                         "<cache>/<scale>/results otherwise)")
+                    help="where the tidy scoreboard goes (default: docs/results, the committed table, only "
+                         "for the complete CPU scoreboard, all four families; <cache>/<scale>/results for a "
+                         "subset of families or another scale)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--force", action="store_true", help="recompute the cached bridge units")
     return ap
+
+
+def _with_cached_features(families, scale, cache, device, data_dir, ap):
+    """The families whose bridge features are cached (``--phase score`` alone never trains or extracts)."""
+    from experiments._scoreboard_bridge import _feature_key
+    have, missing = [], []
+    for fam in families:
+        cfg = network_config(fam, scale, cache, device=device, data_dir=data_dir)
+        path = cache / scale / "features" / f"{fam.name}_{_feature_key(cfg)}.npz"
+        (have if path.is_file() else missing).append(fam)
+    if missing:
+        print(f"scoreboard: no bridge features cached for {', '.join(f.name for f in missing)} under "
+              f"{cache / scale}; left out of the score (run `python -m experiments.scoreboard --scale {scale} "
+              f"--family NAME` without --phase to compute them)", file=sys.stderr)
+    if not have:
+        ap.error(f"--phase score: nothing is cached under {cache / scale} for these families; run the "
+                 "network and bridge phases first (no --phase runs all three)")
+    return have
 
 
 def _not_writable(folder: Path) -> str | None:
@@ -357,7 +377,9 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    out = args.results or (RESULTS_DIR if scale in ("cpu", "gpu") else cache / scale / "results")
+    # only the complete CPU scoreboard replaces the committed table; anything else goes to the cache
+    complete = scale == "cpu" and len(families) == len(FAMILIES)
+    out = args.results or (RESULTS_DIR if complete else cache / scale / "results")
     for what, folder in (("--cache", cache), ("--results", out if "score" in phases else None)):
         if folder is not None and (why := _not_writable(Path(folder))):
             ap.error(f"{what} {folder}: {why}; give a folder you can write to")
@@ -373,6 +395,8 @@ def main(argv=None) -> int:
                            log=log)
         if "score" in phases:
             from experiments._scoreboard_bridge import write_scoreboard
+            if "bridge" not in phases:   # scoring alone reads what is cached; it never trains
+                families = _with_cached_features(families, scale, cache, args.device, args.data_dir, ap)
             write_scoreboard(scale, cache, out, families=[f.name for f in families], seeds=args.seeds,
                              log=log, wall_seconds=time.perf_counter() - t0)
     except KeyboardInterrupt:

@@ -35,6 +35,10 @@ def _folder(results_dir) -> Path:
     for d in ([Path(results_dir), Path(results_dir) / "scoreboard"] if results_dir else []):
         if (d / "scoreboard.csv").is_file():
             return d
+    if results_dir is not None and Path(results_dir).resolve() != DEFAULT_RESULTS.resolve():
+        import sys
+        print(f"figures.scoreboard: no scoreboard.csv in {results_dir}; drawing the committed one in "
+              f"{DEFAULT_RESULTS}", file=sys.stderr)
     return DEFAULT_RESULTS
 
 
@@ -64,13 +68,16 @@ def predicted_vs_observed(table, meta, plt):
         c = FAMILY_COLORS.get(fam, "k")
         ev = g["evidence_grade"].astype(bool)
         y = 100 * g["obs_ood_acc_lp_minus_ft"]
-        ax.scatter(g.loc[ev, "lin_log10_ood_ft_over_lp"], y[ev], color=c, s=45, edgecolors="k",
+        # unpaired 90% half-width of the difference (conservative): sqrt(hw_LP^2 + hw_FT^2)
+        err = 100 * np.sqrt(g["net_lp_ood_acc_hw90"].fillna(0) ** 2 + g["net_ft_ood_acc_hw90"].fillna(0) ** 2)
+        ax.errorbar(g["lin_log10_ood_ft_over_lp"], y, yerr=err, fmt="none", ecolor=c, elinewidth=0.7, alpha=0.6)
+        ax.scatter(g.loc[ev, "lin_log10_ood_ft_over_lp"], y[ev], color=c, s=45, edgecolors="k", zorder=3,
                    label=f"{fam} (evidence-grade {int(ev.sum())}/{len(g)})")
-        ax.scatter(g.loc[~ev, "lin_log10_ood_ft_over_lp"], y[~ev], facecolors="none", edgecolors=c, s=45)
+        ax.scatter(g.loc[~ev, "lin_log10_ood_ft_over_lp"], y[~ev], facecolors="none", edgecolors=c, s=45, zorder=3)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_xlabel("exact model: log10(L_ood FT / L_ood LP)   (> 0: LP predicted better OOD)")
-    ax.set_ylabel("network: OOD accuracy LP - FT (points)   (> 0: LP better)")
+    ax.set_ylabel("network: OOD accuracy LP - FT (percentage points)\n(> 0: LP better; bars: 90% intervals)")
     ax.set_title(f"Predicted vs observed, one point per pair (open: not evidence-grade)\n{_stamp(meta)}",
                  fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -81,7 +88,7 @@ def score_bars(summary, meta, plt):
     ev = summary[(summary["scope"] == "evidence") & (summary["claim"] != "spearman_ood")]
     claims = list(dict.fromkeys(ev["claim"]))
     preds = [p for p in PREDICTOR_COLORS if p in set(ev["predictor"])]
-    fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig, ax = plt.subplots(figsize=(11, 5))
     w = 0.8 / max(len(preds), 1)
     labelled: set = set()
     for j, p in enumerate(preds):
@@ -97,8 +104,10 @@ def score_bars(summary, meta, plt):
             ax.errorbar(x, r["rate"], yerr=[[r["rate"] - r["lo90"]], [r["hi90"] - r["rate"]]], color="k",
                         lw=0.8, capsize=2)
     n = int(ev["n_pairs"].max()) if len(ev) else 0
+    import textwrap
+    texts = {c: str(ev[ev["claim"] == c]["text"].iloc[0]) for c in claims}
     ax.set_xticks(range(len(claims)))
-    ax.set_xticklabels([c.replace("_", " ") for c in claims], rotation=15, ha="right", fontsize=9)
+    ax.set_xticklabels([textwrap.fill(texts[c], 20) for c in claims], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(f"fraction of evidence-grade pairs predicted right (n = {n})")
     sp = summary[(summary["scope"] == "evidence") & (summary["claim"] == "spearman_ood")]
@@ -135,17 +144,23 @@ def phase(table, meta, plt):
                                  **({"edgecolors": "k"} if face is None else {}), **kw)
                 sc = sc_ if face is None else sc
             if fam != "corruption":  # the 26 corruption pairs sit in one cluster: labelled by the legend
-                for i in gi:
+                for j, i in enumerate(gi):
                     ax.annotate(str(table.loc[i, "ood_domain"])[:12], (table.loc[i, "eps"], table.loc[i, col]),
-                                fontsize=7, xytext=(4, 3), textcoords="offset points", color="0.25")
+                                fontsize=7, xytext=(0, 7 if j % 2 == 0 else -13), textcoords="offset points",
+                                ha="center", color="0.25")
         ax.set_yscale("log")
+        ax.margins(x=0.08, y=0.08)   # room for the point labels at the edges
         ax.set_xlabel("bridge eps = d(B0, B*)")
         tol = "3e-2 (the simulation's S)" if col == "rho" else "0.1 (a looser S)"
         ax.set_ylabel(f"bridge rho at S tolerance {tol}")
-    axes[0][0].legend(fontsize=7, loc="best")
+    from matplotlib.lines import Line2D   # the legend shows each family's marker, not one point's colour
+    fams = sorted(set(table["family"]))
+    axes[0][0].legend([Line2D([], [], ls="none", marker=markers.get(f, "o"), mfc="0.6", mec="k") for f in fams],
+                      fams, fontsize=7, loc="center left")
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="network OOD accuracy LP-FT - FT (points)")
-    fig.suptitle(f"LP-FT's OOD advantage over FT on the bridge's (eps, rho); open: not evidence-grade\n"
+    fig.suptitle(f"Real-network phase diagram: LP-FT's OOD advantage over FT on the bridge's (eps, rho); "
+                 f"open: not evidence-grade\n"
                  f"{_stamp(meta)}", fontsize=10)
     return fig
 
