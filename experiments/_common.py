@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
+           "DamagedCacheError",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
            "sweep_dir", "code_fingerprint", "code_parts", "StaleResultsWarning", "StaleCodeError",
            "edited_since_import", "rerun_command"]
@@ -316,16 +317,23 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     payloads: dict[str, dict] = {}
     todo = []
     n_stale = 0
+    damaged = []
     for unit, key in zip(units, keys):
         path = udir / f"{key}.json"
         if path.exists() and not force:
-            payload = json.loads(path.read_text())
-            if payload.get("code") == code:
+            payload = _read_unit(path)
+            if payload is None:             # unreadable: named below, computed again, never trusted
+                damaged.append(path.name)
+            elif payload.get("code") == code:
                 payloads[key] = payload
                 continue
-            n_stale += 1                    # computed by other code: never reused
+            else:
+                n_stale += 1                # computed by other code: never reused
         todo.append((key, unit))
     n_cached = len(payloads)
+    if damaged:
+        print(f"{name}: {len(damaged)} cached unit file(s) under {udir} are damaged ({', '.join(damaged[:3])}"
+              f"{', ...' if len(damaged) > 3 else ''}): computing them again", file=sys.stderr)
     if n_stale:
         print(f"{name}: {n_stale} cached unit(s) under {udir} were computed by other code (the twolayer "
               f"package{' or ' + src.name if src else ''} changed since): computing them again",
@@ -364,7 +372,7 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     meta = {
         "experiment": name, "config": _jsonable(config), "config_hash": chash,
         "seed": getattr(config, "seed", None), "n_units": len(units), "n_cached_units": n_cached,
-        "n_stale_units": n_stale, "code_fingerprint": code,
+        "n_stale_units": n_stale, "n_damaged_units": len(damaged), "code_fingerprint": code,
         "code_module": str(src) if src is not None else None,
         "n_records": len(all_records), "seconds": time.perf_counter() - t_start,
         "executor": getattr(executor, "name", type(executor).__name__),
@@ -376,6 +384,29 @@ def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict]
     latest = Path(out or DEFAULT_RESULTS) / name / "latest.json"
     atomic_write_text(latest, json.dumps({"config_hash": chash, "config": _jsonable(config)}, indent=2))
     return all_records
+
+
+class DamagedCacheError(OSError):
+    """A cache file (``latest.json``, ``records.csv``, ``meta.json``) cannot be read; the message
+    names the file and the fix. Unit files are never an error: a damaged one is computed again."""
+
+
+def _read_unit(path: Path) -> dict | None:
+    """A cached unit's payload, or None when the file is damaged (truncated, not JSON, wrong shape)."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+        return None
+    return payload
+
+
+def _damaged(path: Path, exc, name: str, where: str) -> DamagedCacheError:
+    return DamagedCacheError(
+        f"cache file {path} is damaged ({type(exc).__name__}: {exc}); delete it, or rerun "
+        f"`python -m experiments.{name} --quick{where} --force` (or without --quick, as it was computed) "
+        "to rebuild it")
 
 
 def _write_records(root: Path, records: list[dict]) -> None:
@@ -398,7 +429,12 @@ def load_records(name: str, config=None, out: Path | str | None = None):
         if not latest.exists():
             raise FileNotFoundError(f"no cached results for {name!r} under {base}; run "
                                     f"`python -m experiments.{name} --quick{where}` first")
-        chash = json.loads(latest.read_text())["config_hash"]
+        try:
+            chash = json.loads(latest.read_text())["config_hash"]
+            if not isinstance(chash, str):
+                raise ValueError(f"config_hash is {chash!r}")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise _damaged(latest, exc, name, where) from None
     else:
         chash = config_hash(config)
     path = base / chash / "records.csv"
@@ -406,7 +442,17 @@ def load_records(name: str, config=None, out: Path | str | None = None):
         raise FileNotFoundError(f"no finished sweep at {path}; run "
                                 f"{rerun_command(name, _jsonable(config) if config is not None else None, where)}")
     _warn_if_stale(name, base / chash / "meta.json", where)
-    return pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:   # pandas' ParserError / EmptyDataError too
+        raise _damaged(path, exc, name, where) from None
+    try:   # a truncated file can still parse: its row count must be the one meta.json recorded
+        n = json.loads((base / chash / "meta.json").read_text()).get("n_records")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        n = None
+    if n is not None and len(df) != n:
+        raise _damaged(path, ValueError(f"{len(df)} rows where meta.json records {n}"), name, where)
+    return df
 
 
 def rerun_command(name: str, config: dict | None, where: str = "") -> str:
@@ -559,9 +605,15 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
     args = ap.parse_args(argv)
     config = config_cls.quick(args.seed) if args.quick else config_cls.full(args.seed)
     t0 = time.perf_counter()
-    with executor_from_args(args, ap) as ex:
-        records = run(config, out=args.out, force=args.force, progress=True)
     root = sweep_dir(name, config, args.out)
+    try:
+        with executor_from_args(args, ap) as ex:
+            records = run(config, out=args.out, force=args.force, progress=True)
+    except KeyboardInterrupt:
+        kept = len(list((root / "units").glob("*.json"))) if (root / "units").is_dir() else 0
+        print(f"\n{name}: interrupted; {kept} finished unit(s) are kept under {root / 'units'} (each written "
+              "whole); rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None
     try:
         meta = json.loads((root / "meta.json").read_text())
         n_cached, n_units = meta["n_cached_units"], meta["n_units"]

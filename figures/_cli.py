@@ -14,6 +14,8 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+from experiments._common import DamagedCacheError
+
 from ._style import DEFAULT_OUT
 
 PKG = Path(__file__).resolve().parent
@@ -89,6 +91,8 @@ def draw_all(results_dir=None, out_dir=None, only=None, empirical_dir=None) -> d
             done[name] = draw(name, results_dir, out_dir, empirical_dir)
         except FileNotFoundError as exc:
             done[name] = f"skipped: {exc}"
+        except DamagedCacheError as exc:    # names the damaged file and the fix
+            done[name] = f"skipped, damaged cache: {exc}"
     return done
 
 

@@ -445,11 +445,16 @@ def main(argv=None) -> int:
     if args.empirical is not None and not args.empirical.is_dir():
         ap.error(f"--empirical {args.empirical}: no such folder (run experiments.empirical_gpu first, or leave "
                  "the option out)")
-    with executor_from_args(args, ap):
-        report = run_checks(args.quick, args.seed, args.out, args.cache, args.only, args.force,
-                            not args.no_figures, log=lambda s: print(s, file=sys.stderr, flush=True),
-                            empirical=args.empirical or DEFAULT_EMPIRICAL, strict=args.strict,
-                            scoreboard=args.scoreboard, rerun_scoreboard=args.rerun_scoreboard)
+    try:
+        with executor_from_args(args, ap):
+            report = run_checks(args.quick, args.seed, args.out, args.cache, args.only, args.force,
+                                not args.no_figures, log=lambda s: print(s, file=sys.stderr, flush=True),
+                                empirical=args.empirical or DEFAULT_EMPIRICAL, strict=args.strict,
+                                scoreboard=args.scoreboard, rerun_scoreboard=args.rerun_scoreboard)
+    except KeyboardInterrupt:
+        print("\npaper_checks: interrupted; every finished unit of every experiment is cached (each file "
+              "written whole), no report was written; rerun the same command to resume", file=sys.stderr)
+        return 130
     print(format_table(report["claims"]))
     print()
     print(summary_text(report, args.strict))

@@ -46,15 +46,20 @@ class NotOrthonormalError(TwoLayerInputError):
     ``deviation`` is max |B B^T - I| (entrywise).
     """
 
-    def __init__(self, argument: str, deviation: float, tol: float):
+    def __init__(self, argument: str, deviation: float, tol: float, dtype=None):
         self.deviation = float(deviation)
         self.tol = float(tol)
+        low = dtype is not None and str(dtype) in ("float32", "float16", "bfloat16")
         super().__init__(
             argument,
             f"rows are not orthonormal: max|{argument} {argument}^T - I| = "
-            f"{deviation:.3e} > tol {tol:.1e}",
-            f"pass twolayer.orthonormalize_rows({argument}) explicitly "
-            "(it is never done silently), or fix how the matrix is built",
+            f"{deviation:.3e} > tol {tol:.1e}"
+            + (f"; it was given in {dtype}, whose rounding (about 1e-7 for float32) is above the float64 "
+               "tolerance" if low else ""),
+            (f"build {argument} in float64, or pass twolayer.orthonormalize_rows({argument}.astype('float64')) "
+             "explicitly (it is never done silently)") if low else
+            (f"pass twolayer.orthonormalize_rows({argument}) explicitly "
+             "(it is never done silently), or fix how the matrix is built"),
         )
 
 

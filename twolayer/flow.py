@@ -143,6 +143,16 @@ class FlowConfig(_FlowSettings):
     __slots__ = ()
 
     def __new__(cls, *args, **kwargs):
+        unknown = [k for k in kwargs if k not in _FlowSettings._fields]
+        if unknown:
+            import difflib
+            near = {k: difflib.get_close_matches(k, _FlowSettings._fields, n=1) for k in unknown}
+            hint = "; ".join(f"{k!r} -> did you mean {v[0]!r}?" for k, v in near.items() if v)
+            raise TwoLayerInputError(", ".join(unknown), "is not a FlowConfig field" + (f" ({hint})" if hint else ""),
+                                     f"use one of {', '.join(_FlowSettings._fields)}")
+        if len(args) > len(_FlowSettings._fields):
+            raise TwoLayerInputError("FlowConfig", f"takes at most {len(_FlowSettings._fields)} positional "
+                                     f"values, got {len(args)}", "pass fields by name, e.g. FlowConfig(rtol=1e-8)")
         return _check_config(super().__new__(cls, *args, **kwargs))
 
 
@@ -159,6 +169,9 @@ def _check_method(method) -> str:
 
 
 def _check_ts(ts) -> np.ndarray:
+    if np.iscomplexobj(ts) or (isinstance(ts, (list, tuple)) and any(isinstance(t, complex) for t in ts)):
+        raise TwoLayerInputError("ts", "is complex (times are real; numpy would drop the imaginary part "
+                                 "with only a ComplexWarning)", "pass real times, e.g. ts.real if that is meant")
     try:
         ts = np.asarray(ts, dtype=np.float64)
     except (TypeError, ValueError) as exc:

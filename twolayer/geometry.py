@@ -89,6 +89,7 @@ def _basis(Q, name: str, d: int | None = None, other: str = "",
 def check_orthonormal_rows(B, name: str = "B", tol: float = ORTHONORMAL_TOL) -> np.ndarray:
     """Return ``B`` as float64, raising :class:`NotOrthonormalError` unless B B^T = I."""
     tol = _check_tol(tol)
+    given = getattr(B, "dtype", None)
     B = as_f64(B, name, ndim=2, what="(k, d) matrix with orthonormal rows")
     k, d = B.shape
     if k > d:
@@ -96,7 +97,7 @@ def check_orthonormal_rows(B, name: str = "B", tol: float = ORTHONORMAL_TOL) -> 
                                  "pass a (k, d) matrix with k <= d (rows are features, columns inputs)")
     dev = float(np.max(np.abs(B @ B.T - np.eye(k)))) if k else 0.0
     if not dev <= tol:
-        raise NotOrthonormalError(name, dev, tol)
+        raise NotOrthonormalError(name, dev, tol, dtype=given)
     return B
 
 

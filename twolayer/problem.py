@@ -86,11 +86,13 @@ class Problem:
         if k == 0 or d == 0:
             raise TwoLayerInputError("B_star", f"is empty (shape {B_star.shape})",
                                      "pass a (k, d) matrix with k >= 1 features and d >= 1 inputs")
+        B0_given = B0
         B0 = as_f64(B0, "B0", ndim=2, what="(k, d) pretrained extractor")
         if B0.shape != (k, d):
             raise TwoLayerInputError("B0", f"shape {B0.shape} must equal B_star's {(k, d)}",
                                      "B0 and B_star are both (k, d)")
-        B0 = check_orthonormal_rows(B0, "B0", orthonormal_tol)
+        # the check sees the dtype B0 was given in, so a float32 B0 is named as the cause
+        B0 = check_orthonormal_rows(B0_given if hasattr(B0_given, "dtype") else B0, "B0", orthonormal_tol)
         v_star = as_f64(v_star, "v_star", shape=(k,), what="ground-truth head, k = B_star rows")
         x_eps = _coarse_eps(X)
         X = as_f64(X, "X", ndim=2, what="(n, d) matrix, one training input per row")
