@@ -131,9 +131,9 @@ def rf_config(k: int = 16):
 
 
 def run_bridge(family, scale: str, cache: Path, device: str = "cpu", data_dir=None, force: bool = False,
-               log=print, extract_missing: bool = True) -> list[dict]:
+               log=print) -> list[dict]:
     """Phase 2 for one family: features (cached), then every (pair, task) unit (cached)."""
-    feats = extract(family, scale, cache, device, data_dir, log) if extract_missing else None
+    feats = extract(family, scale, cache, device, data_dir, log)
     us = units(family, feats)
     cfg = rf_config()
     sweep_cfg = {"family": family.name, "scale": scale, "k": cfg.k, "s_tol": S_TOL, "rho_tols": list(RHO_TOLS),
