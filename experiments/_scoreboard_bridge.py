@@ -37,30 +37,27 @@ def _feature_key(cfg: dict) -> str:
     return config_hash({**keep, "pool_max": POOL_MAX, "bridge_split_seed": 0, "v": 1})
 
 
+def feature_path(family, scale: str, cache: Path, cfg: dict) -> Path:
+    """Where the bridge features of ``family`` (its network config ``cfg``) are cached."""
+    return cache / scale / "features" / f"{family.name}_{_feature_key(cfg)}.npz"
+
+
 def extract(family, scale: str, cache: Path, device: str = "cpu", data_dir=None, log=print) -> dict:
     """Features of the family's pretrained backbone on its data (cached .npz + .json)."""
     import torch
 
     from experiments.scoreboard import network_config
-    from twolayer.empirical.data import DATASETS, load_shift, resplit
-    from twolayer.empirical.features import _feats, pool_images
-    from twolayer.empirical.runner import _backbone
+    from twolayer.empirical.data import resplit
+    from twolayer.empirical.features import feature_arrays, pool_images
+    from twolayer.empirical.runner import _backbone, load_configured_shift
 
     cfg = network_config(family, scale, cache, device=device, data_dir=data_dir)
-    path = cache / scale / "features" / f"{family.name}_{_feature_key(cfg)}.npz"
+    path = feature_path(family, scale, cache, cfg)
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
         return {**json.loads(meta_path.read_text()), "path": str(path)}
     t0 = time.perf_counter()
-    data_kw = dict(cfg.get("data", {}))
-    data_kw["seed"] = cfg.get("split_seed", 0)
-    import inspect
-    params = inspect.signature(DATASETS[family.dataset]).parameters
-    if "data_dir" in params:
-        data_kw["data_dir"] = data_dir
-    if "cache_dir" in params:
-        data_kw["cache_dir"] = cfg["data_cache_dir"]
-    data = resplit(load_shift(family.dataset, **data_kw), 0)
+    data = resplit(load_configured_shift(cfg), 0)
     dev = torch.device(device if device not in (None, "auto") else
                        ("cuda" if torch.cuda.is_available() else "cpu"))
     net, binfo = _backbone(cfg, data.num_classes, dev, log)
@@ -68,14 +65,7 @@ def extract(family, scale: str, cache: Path, device: str = "cpu", data_dir=None,
     size = cfg.get("input_size") or int(data.image_size)
     pool, pool_desc = pool_images(family.dataset, size, data_dir, POOL_MAX,
                                   classes=(cfg.get("pretrain") or {}).get("classes"))
-    arrays = {"pool": _feats(net, pool.images, dev, size)}
-    for name in ("id_train", "id_val", "id_test"):
-        s = getattr(data, name)
-        arrays[name] = _feats(net, s.images, dev, size)
-        arrays["y_" + name] = s.labels.cpu().numpy().astype(np.int64)
-    for dom, s in data.ood.items():
-        arrays[f"ood/{dom}"] = _feats(net, s.images, dev, size)
-        arrays[f"y_ood/{dom}"] = s.labels.cpu().numpy().astype(np.int64)
+    arrays = feature_arrays(net, data, pool, dev, size)
     meta = {"classes": list(data.classes), "domains": list(data.ood), "info": {
         **{k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
            for k, v in binfo.items() if k != "pretrain"},

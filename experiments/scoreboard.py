@@ -43,7 +43,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -335,12 +334,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _with_cached_features(families, scale, cache, device, data_dir, ap):
     """The families whose bridge features are cached (``--phase score`` alone never trains or extracts)."""
-    from experiments._scoreboard_bridge import _feature_key
+    from experiments._scoreboard_bridge import feature_path
     have, missing = [], []
     for fam in families:
         cfg = network_config(fam, scale, cache, device=device, data_dir=data_dir)
-        path = cache / scale / "features" / f"{fam.name}_{_feature_key(cfg)}.npz"
-        (have if path.is_file() else missing).append(fam)
+        (have if feature_path(fam, scale, cache, cfg).is_file() else missing).append(fam)
     if missing:
         print(f"scoreboard: no bridge features cached for {', '.join(f.name for f in missing)} under "
               f"{cache / scale}; left out of the score (run `python -m experiments.scoreboard --scale {scale} "

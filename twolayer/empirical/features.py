@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["find_network_run", "backbone_spec", "load_backbone", "resolve_backbone", "pool_images", "extract_features", "POOL_SOURCES"]
+__all__ = ["find_network_run", "backbone_spec", "load_backbone", "resolve_backbone", "pool_images", "feature_arrays",
+           "extract_features", "POOL_SOURCES"]
 
 #: what stands in for the pretraining pool, per dataset
 POOL_SOURCES = {
@@ -190,6 +191,20 @@ def _feats(net, images: torch.Tensor, device, size: int | None = None, batch_siz
     return torch.cat(out).numpy()
 
 
+def feature_arrays(net, data, pool, device, size: int | None) -> dict:
+    """Eval-mode features of ``pool`` and of every split and OOD domain of ``data``, with their
+    labels: ``pool``, ``id_train``, ``y_id_train``, ..., ``ood/<domain>``, ``y_ood/<domain>``."""
+    arrays = {"pool": _feats(net, pool.images, device, size)}
+    for name in ("id_train", "id_val", "id_test"):
+        s = getattr(data, name)
+        arrays[name] = _feats(net, s.images, device, size)
+        arrays["y_" + name] = s.labels.cpu().numpy().astype(np.int64)
+    for dom, s in data.ood.items():
+        arrays[f"ood/{dom}"] = _feats(net, s.images, device, size)
+        arrays[f"y_ood/{dom}"] = s.labels.cpu().numpy().astype(np.int64)
+    return arrays
+
+
 def extract_features(dataset: str, cache_dir, *, quick: bool = False, split_seed: int = 0,
                      data_dir=None, device="cpu", empirical_dirs: Sequence = (),
                      pool_max: int | None = 5000, data_overrides: dict | None = None,
@@ -233,14 +248,7 @@ def extract_features(dataset: str, cache_dir, *, quick: bool = False, split_seed
     data = load_shift(dataset, **data_kw)
     size = cfg.get("input_size") or int(data.image_size)
     pool, pool_desc = pool_images(dataset, size, data_dir, pool_max)
-    arrays = {"pool": _feats(net, pool.images, device, size)}
-    for name in ("id_train", "id_val", "id_test"):
-        s = getattr(data, name)
-        arrays[name] = _feats(net, s.images, device, size)
-        arrays["y_" + name] = s.labels.numpy().astype(np.int64)
-    for dom, s in data.ood.items():
-        arrays[f"ood/{dom}"] = _feats(net, s.images, device, size)
-        arrays[f"y_ood/{dom}"] = s.labels.numpy().astype(np.int64)
+    arrays = feature_arrays(net, data, pool, device, size)
     seconds = time.perf_counter() - t0
     meta = {"classes": list(data.classes), "domains": list(data.ood), "info": {
         **binfo, "pool": pool_desc, "n_pool": int(arrays["pool"].shape[0]), "data_summary": data.summary(),

@@ -23,7 +23,7 @@ from .pipeline import compare_methods
 from .pretrain import PretrainConfig, pretrain_backbone, pretrain_key
 from .results import config_hash, load_run, run_path, save_run
 
-__all__ = ["preset", "run_experiment", "resolve_device", "PRESETS", "QUICK", "TINY", "SCALES"]
+__all__ = ["preset", "run_experiment", "load_configured_shift", "resolve_device", "PRESETS", "QUICK", "TINY", "SCALES"]
 
 #: The presets follow the authors' protocol (THEORY.md §7, issue 8 §2): one shared log-spaced lr
 #: grid for FT and LP-FT, (lr, epoch) chosen on ID validation, the backbone's own resolution
@@ -205,6 +205,22 @@ def _backbone(cfg: dict, num_classes: int, device, log) -> tuple[torch.nn.Module
     return net, info
 
 
+def load_configured_shift(cfg: dict):
+    """The ShiftData of a run config: its ``data`` options, ``split_seed``, and the folders
+    (``data_dir``; ``data_cache_dir`` for derived data such as corrupted sets) its loader takes."""
+    import inspect
+
+    from .data import DATASETS
+    data_kw = dict(cfg.get("data", {}))
+    data_kw.setdefault("seed", cfg.get("split_seed", 0))
+    params = inspect.signature(DATASETS.get(cfg["dataset"], load_shift)).parameters
+    if "data_dir" in params:
+        data_kw.setdefault("data_dir", cfg.get("data_dir"))
+    if "cache_dir" in params and cfg.get("data_cache_dir"):  # derived data (corrupted sets), not science
+        data_kw.setdefault("cache_dir", cfg["data_cache_dir"])
+    return load_shift(cfg["dataset"], **data_kw)
+
+
 def _seed_feats(pool_f: torch.Tensor, data, fixed_test_f, ood_f: dict) -> dict:
     pos = data.pool_pos
     f = {k: pool_f[torch.as_tensor(pos[k], device=pool_f.device)] for k in ("id_train", "id_val")}
@@ -240,16 +256,7 @@ def run_experiment(config: dict, log=print) -> list[dict]:
     if not todo:
         return records
     t0 = time.perf_counter()
-    data_kw = dict(cfg.get("data", {}))
-    data_kw.setdefault("seed", cfg.get("split_seed", 0))
-    import inspect
-    from .data import DATASETS
-    params = inspect.signature(DATASETS.get(cfg["dataset"], load_shift)).parameters
-    if "data_dir" in params:
-        data_kw.setdefault("data_dir", cfg.get("data_dir"))
-    if "cache_dir" in params and cfg.get("data_cache_dir"):  # derived data (corrupted sets), not science
-        data_kw.setdefault("cache_dir", cfg["data_cache_dir"])
-    data = load_shift(cfg["dataset"], **data_kw)
+    data = load_configured_shift(cfg)
     t_data = time.perf_counter() - t0
     log(f"data: {data.summary()} (decoded in {t_data:.1f}s)")
     net0, binfo = _backbone(cfg, data.num_classes, device, log)
