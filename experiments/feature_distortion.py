@@ -116,7 +116,7 @@ def compute(config: Config, unit: dict) -> list[dict]:
                                      sperp_max=float(sp_max[it]) if name == "sperp" else np.nan,
                                      sperp_op=float(sp_op[it]) if name == "sperp" else np.nan,
                                      lp_head_norm=float(np.linalg.norm(tr.v0)),
-                                     status=tr.status, **summ))
+                                     flow_result=str(tr.result), **summ))
     return rows
 
 

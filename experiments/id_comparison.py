@@ -79,7 +79,7 @@ def compute(config: Config, unit: dict) -> list[dict]:
                                  train_loss_rel=float(tl.train_loss(p, v, B)) / yy,
                                  ood_loss=float(tl.ood_loss(p, v, B)),
                                  lp_unique=bool(tl.LinearProbe(p).unique),
-                                 status=tr.status, **p.summary()))
+                                 flow_result=str(tr.result), **p.summary()))
     return rows
 
 

@@ -212,7 +212,7 @@ def compute(config: Config, unit: dict) -> list[dict]:
                "id_test_mean_norm": float(np.linalg.norm(Xte, axis=1).mean()),
                "ood_mean_norm": float(np.linalg.norm(Xo, axis=1).mean()),
                "head_norm_start": float(np.linalg.norm(tr.v0)),
-               "flow_status": tr.status, "flow_steps": int(tr.stats.get("num_steps") or 0),
+               "flow_result": str(tr.result), "flow_steps": int(tr.stats.get("num_steps") or 0),
                "seconds": time.perf_counter() - t1, "build_seconds": t_build}
         for form, suffix in (("published", ""), ("derived", "_derived")):
             if method == "lp":

@@ -118,7 +118,7 @@ def compute(config: Config, unit: dict) -> list[dict]:
                              w_ft_cf1=float(w_cf[0]), w_ft_cf2=float(w_cf[1]),
                              eps=p.eps, m=p.m, d=p.d, k=p.k,
                              cos_Rstar_Sperp=p.cos_theta_max["R*,S_perp"],
-                             overparameterized=bool(p.overparameterized), status=tr.status))
+                             overparameterized=bool(p.overparameterized), flow_result=str(tr.result)))
     return rows
 
 

@@ -111,7 +111,7 @@ def test_toy_lpft_stationary_start_is_held():
     p = toy.toy_problem(np.pi / 4, 0.1, (1.0, 2.0))
     ts = toy.times(toy.Config(n_times=8))      # same JIT shapes as the toy2d fixture
     tr = tl.simulate_batch([p], "lpft", ts)[0]
-    assert tr.status.startswith("success: stationary")
+    assert tr.result.is_held, tr.result
     np.testing.assert_allclose(tr.v, np.tile(tr.v0, (len(ts), 1)))
     # held, or continued by the closed-form tail from t = 0 (certified): B0 to rounding
     np.testing.assert_allclose(tr.B, np.broadcast_to(p.B0, tr.B.shape), rtol=0, atol=4 * np.finfo(float).eps)

@@ -17,7 +17,7 @@ numbers, already known):
 * ``limit_gap``: how far the tail's t = inf state is from the minimum manifold,
   ||G^T v - c / s2|| / ||c / s2|| (:func:`twolayer.tail.minimum_gap`; every minimum
   interpolates the ID data on S). A slow mode the tail clamped shows here and nowhere
-  else. Tolerance ``max(100 rtol, 1e3 eps_mach)``.
+  else. Tolerance ``max(10 rtol, 1e3 eps_mach)`` (:func:`limit_gap_tol`).
 * ``lambda_min_rel``: most negative curvature at the stop over lambda_max, and ``saddle``:
   whether it is negative curvature beyond noise (beyond ``saddle_rtol`` while the residual
   is not small, see :func:`twolayer.flow._is_saddle`); a stop or hold is a steady state
@@ -31,14 +31,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .accuracy import GLOBAL_FACTOR
+
 __all__ = ["certify", "limit_gap_tol"]
 
 EPS = float(np.finfo(np.float64).eps)
 
 
 def limit_gap_tol(rtol: float) -> float:
-    """Tolerance of ``limit_gap`` (the flow integrates on past slow modes above it)."""
-    return max(100.0 * rtol, 1e3 * EPS)
+    """Tolerance of ``limit_gap`` (the flow integrates on past slow modes above it): the
+    relative accuracy the state claims, ``GLOBAL_FACTOR * rtol`` (:mod:`twolayer.accuracy`;
+    issue 19: it was 100 rtol, and a t = inf state off by 5e-9 then gave L_ood(inf) wrong
+    by 10x at ||w*|| = 1e-4 with success), never below the float64 floor."""
+    return max(GLOBAL_FACTOR * rtol, 1e3 * EPS)
 
 
 def certify(s2, c, v, G, v0, G0, i2_norm0: float, *, rtol: float, steady_rtol: float,

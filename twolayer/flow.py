@@ -74,6 +74,7 @@ from . import _solve
 from ._field import steady_measure
 from ._jaxcache import cache_dir, compile_count
 from ._timing import policy_seconds, timed
+from .accuracy import closed_form_accuracy, flow_accuracy
 from .certificate import certify, limit_gap_tol
 from .errors import (SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError,
                      TwoLayerInputError)
@@ -774,7 +775,8 @@ def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray) -> Trajecto
     v = _probe(problem).head(ts, v0)
     B = np.broadcast_to(problem.B0, (ts.size,) + problem.B0.shape)
     return Trajectory(ts=ts, v=v, B=B, method="lp", v0=v0, result=FlowResult.CLOSED_FORM,
-                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start))
+                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start),
+                      accuracy=closed_form_accuracy())
 
 
 def _case_for(problem: Problem, meth: Method, v0: np.ndarray) -> _Case:
@@ -795,8 +797,11 @@ def _trajectory(problem, method, ts, case: _Case) -> Trajectory:
     v_out, G_out, result, stats, cert = case.out
     if cert is not None:
         stats["certificate_s"] = cert.get("seconds")
+    has_tail = stats.get("tail") is not None
+    accuracy = flow_accuracy(stats["rtol"], cert, has_tail) if has_tail or stats.get("num_steps") \
+        else closed_form_accuracy()
     return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=case.v0,
-                      result=result, stats=stats, certificate=cert)
+                      result=result, stats=stats, certificate=cert, accuracy=accuracy)
 
 
 def _blas_one_thread():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .accuracy import closed_form_accuracy
 from .errors import TwoLayerInputError
 from .flow import _check_problem, _check_v0
 from .methods import get_method
@@ -63,4 +64,5 @@ def gradient_descent(problem: Problem, method: str, lr: float, steps: int, v0=No
             vs.append(v.copy())
             Bs.append(B.copy())
     return Trajectory(ts=np.array(ts), v=np.array(vs), B=np.array(Bs), method=f"gd-{method}",
-                      v0=v_start, status="success", stats=dict(solver="gd", lr=lr, steps=int(steps)))
+                      v0=v_start, status="success", stats=dict(solver="gd", lr=lr, steps=int(steps)),
+                      accuracy=closed_form_accuracy(condition=max(int(steps), 1)))

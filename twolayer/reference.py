@@ -12,6 +12,7 @@ import time
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from .accuracy import flow_accuracy
 from .errors import SolverFailedError, TwoLayerInputError
 from .flow import _check_problem, _check_ts, _check_v0
 from .methods import get_method
@@ -96,4 +97,5 @@ def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float =
     v = Z[:k].T
     B = Z[k:].T.reshape(ts.size, k, d)
     return Trajectory(ts=ts, v=v, B=B, method=method, v0=v_start, status=status,
-                      stats=dict(solver=f"scipy-{solver}", rtol=rtol, atol=atol, nfev=nfev, wall_time_s=wall))
+                      stats=dict(solver=f"scipy-{solver}", rtol=rtol, atol=atol, nfev=nfev, wall_time_s=wall),
+                      accuracy=flow_accuracy(rtol, None, has_tail=False))
