@@ -33,18 +33,17 @@ Every ``python -m experiments.NAME`` shares one command line, built by
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
-import hashlib
 import json
 import os
-import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable
+
+from twolayer.provenance import (atomic_write_text, code_fingerprint, code_text, config_hash, git_revision, jsonable,
+                                 module_file, package_versions)
+
+from ._code import StaleCodeError, _code_mismatch, check_code_is_current, code_parts, edited_since_import
 
 __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text", "run_sweep", "load_records",
            "DamagedCacheError",
@@ -56,18 +55,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
 
 
-def _jsonable(obj):
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
-        return obj.item()
-    if isinstance(obj, float) and obj != obj:
-        return None
-    return obj
+_jsonable = jsonable
 
 
 def log_time_grid(t_min: float, t_max: float, n_times: int, inf: bool = True):
@@ -77,187 +65,9 @@ def log_time_grid(t_min: float, t_max: float, n_times: int, inf: bool = True):
     return np.concatenate(parts)
 
 
-def config_hash(obj) -> str:
-    """Stable short hash of a JSON-able object (a config or a unit)."""
-    text = json.dumps(_jsonable(obj), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows (Linux /proc)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: read by setting and restoring it
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, then os.replace).
-
-    The file gets the permissions of a normally created file (0666 minus the umask,
-    e.g. 0644), not mkstemp's private 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def package_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "jax", "jaxlib", "diffrax", "pandas", "matplotlib", "seaborn",
-                 "torch", "torchvision"):
-        mod = sys.modules.get(name)
-        if mod is None:
-            try:
-                from importlib.metadata import version
-                out[name] = version(name)
-            except Exception:  # noqa: BLE001 - not installed
-                continue
-        else:
-            out[name] = getattr(mod, "__version__", "unknown")
-    return out
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (rev or "unknown") + ("+dirty" if dirty else "")
-    except Exception:  # noqa: BLE001 - git missing
-        return "unknown"
-
-
-def _module_file(compute) -> Path | None:
-    """The source file of the module that defines ``compute`` (through functools.partial)."""
-    fn = compute
-    while hasattr(fn, "func"):
-        fn = fn.func
-    mod = sys.modules.get(getattr(fn, "__module__", None) or "")
-    path = getattr(mod, "__file__", None)
-    return Path(path).resolve() if path else None
-
-
-def _code_text(path: Path) -> bytes:
-    """The code of one source file, without what cannot change a result: comments, blank
-    lines, layout and docstrings (the file's syntax tree with docstrings dropped, dumped
-    without line numbers). A file that does not parse counts by its bytes. Read at each
-    call; parsed once per distinct content."""
-    return _parsed_code(path.read_bytes())
-
-
-@functools.lru_cache(maxsize=128)
-def _parsed_code(raw: bytes) -> bytes:
-    import ast
-    try:
-        tree = ast.parse(raw)
-    except (SyntaxError, ValueError):
-        return raw
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False).encode()
-
-
-def code_fingerprint(module_file: Path | str | None = None) -> str:
-    """Hash (16 hex digits) of the code a sweep's records depend on: every ``.py`` file of
-    the ``twolayer`` package (by its path inside the package) and ``module_file``, the source
-    of the module that defines the sweep's ``compute`` (nothing more when it has none, e.g. a
-    function typed into a session). Each file counts by its syntax tree (:func:`_code_text`),
-    so an edit of a comment, a docstring or the layout keeps the cache, and any edit of the
-    code discards it. Read from disk at each call, so an edit made between two sweeps of one
-    process is seen."""
-    import twolayer
-    pkg = Path(twolayer.__file__).resolve().parent
-    h = hashlib.sha256(b"ast %d.%d\0" % sys.version_info[:2])    # ast.dump differs between versions
-    for path in sorted(pkg.rglob("*.py")):
-        h.update(str(path.relative_to(pkg)).encode() + b"\0" + _code_text(path) + b"\0")
-    if module_file is not None and Path(module_file).exists():
-        h.update(b"module\0" + _code_text(Path(module_file)))
-    return h.hexdigest()[:16]
-
-
-def code_parts(compute) -> dict:
-    """What a worker checks against the client (:mod:`experiments._executor`): the
-    ``twolayer`` package's fingerprint (:func:`code_fingerprint` of no module), that of
-    the module defining ``compute`` as this process imports it (None when it has no file
-    here, e.g. a function pickled by value from a script), and the loaded files edited since
-    their import (:func:`edited_since_import`)."""
-    src = _module_file(compute)
-    module = hashlib.sha256(_code_text(src)).hexdigest()[:16] if src is not None and src.exists() else None
-    return dict(package=code_fingerprint(None), module=module, edited=edited_since_import(compute))
-
-
-def _code_mismatch(mine: dict, theirs: dict) -> str | None:
-    """Why a unit computed with ``theirs`` (:func:`code_parts` on a worker) cannot be cached
-    by a client running ``mine``, or None when the code is the same."""
-    what = [f"the twolayer package (fingerprint {theirs['package']} there, {mine['package']} here)"
-            ] if theirs["package"] != mine["package"] else []
-    if theirs["module"] is not None and theirs["module"] != mine["module"]:
-        what.append(f"the module that defines compute (fingerprint {theirs['module']} there, {mine['module']} here)")
-    if theirs.get("edited"):
-        what.append(f"files edited after the worker imported them ({', '.join(theirs['edited'][:3])}: restart "
-                    "the workers)")
-    if not what:
-        return None
-    return (f"the worker on {theirs.get('host')} (pid {theirs.get('pid')}) runs other code than this client: "
-            f"{' and '.join(what)}; install the same version on every worker (e.g. `pip install -e .` at this "
-            "commit) and rerun: the unit was not cached")
-
-
-class StaleCodeError(RuntimeError):
-    """Code in the fingerprint changed on disk after this process imported it
-    (:func:`edited_since_import`): a sweep would run the old code but label its results
-    with the new code's fingerprint."""
-
-
-#: The experiments' own files as this process imported them (twolayer's:
-#: :data:`twolayer._sources.AT_IMPORT`).
-_EXPERIMENTS_AT_IMPORT: dict = {}
-
-
-def edited_since_import(compute=None) -> list[str]:
-    """The files whose code enters :func:`code_fingerprint` and changed on disk after this
-    process imported them: loaded ``twolayer`` modules, and the module that defines
-    ``compute`` when it is one of the experiments. An edit of comments, docstrings or
-    layout only is not a change (:func:`_code_text`)."""
-    from twolayer import _sources
-    edited = dict(_sources.edited_since_import())
-    src = _module_file(compute) if compute is not None else None
-    if src is not None:
-        edited.update(_sources.edited_since_import(_EXPERIMENTS_AT_IMPORT, only={os.path.realpath(src)}))
-    return sorted(path for path, (then, now) in edited.items()
-                  if then is None or now is None or _parsed_code(then) != _parsed_code(now))
-
-
-def _check_code_is_current(compute) -> None:
-    edited = edited_since_import(compute)
-    if edited:
-        names = ", ".join(os.path.relpath(f, REPO) if f.startswith(str(REPO)) else f for f in edited[:5])
-        raise StaleCodeError(
-            f"the code of {names}{' and more' if len(edited) > 5 else ''} changed on disk after this process "
-            "imported it: a sweep here would run the old code in memory but cache its results under the new "
-            "code's fingerprint. Restart the Python process (e.g. the Jupyter kernel) and rerun.")
+_module_file = module_file
+_code_text = code_text
+_check_code_is_current = check_code_is_current
 
 
 class StaleResultsWarning(UserWarning):
@@ -622,13 +432,3 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
         units = ""
     print(f"{name}: {len(records)} records in {time.perf_counter() - t0:.1f}s ({ex.name}{units}) -> {root}")
     return records
-
-
-def _snapshot_experiments() -> None:
-    """{path: bytes} of this folder's files, as :func:`twolayer._sources.snapshot` (not
-    imported here: ``import experiments`` stays light)."""
-    for path in Path(__file__).parent.rglob("*.py"):
-        _EXPERIMENTS_AT_IMPORT[os.path.realpath(path)] = path.read_bytes()
-
-
-_snapshot_experiments()

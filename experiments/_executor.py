@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 __all__ = ["Executor", "LocalExecutor", "DaskExecutor", "SweepError", "CodeMismatchError",
            "current_executor", "make_executor", "EXECUTORS"]
@@ -56,10 +56,12 @@ def compute_unit(compute: Callable[[dict], list], unit: dict, fingerprint: bool 
     and with ``fingerprint`` also what code computed them there
     (:func:`experiments._common.code_parts`, with the host and process), for the client to
     compare with its own (a remote worker may have another version installed)."""
-    from experiments._common import _jsonable, code_parts
+    from twolayer.provenance import jsonable
+
+    from ._code import code_parts
     t0 = time.perf_counter()
     recs = compute(unit)
-    out = (_jsonable(recs), time.perf_counter() - t0)
+    out = (jsonable(recs), time.perf_counter() - t0)
     if fingerprint:
         import os
         import socket

@@ -363,10 +363,11 @@ def test_units_computed_by_other_code_are_computed_again(tmp_path, monkeypatch, 
 
     # The twolayer package is part of the fingerprint: a copy with one file edited differs.
     import shutil
-    import twolayer
+
+    from twolayer import provenance
     pkg = tmp_path / "pkg" / "twolayer"
-    shutil.copytree(Path(twolayer.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(twolayer, "__file__", str(pkg / "__init__.py"))
+    shutil.copytree(provenance.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE", pkg)
     same = code_fingerprint(_module_file(mod.compute))
     assert same == meta["code_fingerprint"]
     (pkg / "flow.py").write_text((pkg / "flow.py").read_text() + "\nEDITED = 1\n")
@@ -481,8 +482,9 @@ def test_an_edited_experiment_module_counts_only_for_its_own_sweep(monkeypatch):
     from experiments import _common, toy2d
     from experiments._common import edited_since_import
     mine = str(Path(toy2d.__file__).resolve())
-    now = _common._EXPERIMENTS_AT_IMPORT[mine]
-    monkeypatch.setitem(_common._EXPERIMENTS_AT_IMPORT, mine, now + b"\nOLD_CONSTANT = 1\n")
+    from experiments import _code
+    now = _code._EXPERIMENTS_AT_IMPORT[mine]
+    monkeypatch.setitem(_code._EXPERIMENTS_AT_IMPORT, mine, now + b"\nOLD_CONSTANT = 1\n")
     assert edited_since_import(toy2d.compute) == [mine]
     from experiments import invariants
     assert edited_since_import(invariants.compute) == []

@@ -115,7 +115,7 @@ def _output_error(problem, traj) -> tuple[np.ndarray, np.ndarray]:
     nv = np.linalg.norm(v, axis=1)
     nB = np.linalg.norm(B, axis=(1, 2))
     nG = np.linalg.norm(np.einsum("tkd,dm->tkm", B, problem.S_basis), axis=(1, 2))
-    k, d = problem.k, problem.d
+    k = problem.k
     de = r * nv * (nB + nG * (1.0 + r)) \
         + (k + 2) * EPS * (nB * nv + np.linalg.norm(problem.w_star) + np.linalg.norm(w, axis=1))
     return e, de

