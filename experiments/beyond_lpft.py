@@ -115,6 +115,21 @@ class Config:
         return cls(seed=seed)
 
 
+def _validate(config: Config) -> None:
+    from twolayer.errors import TwoLayerInputError
+    from twolayer.partial_lp import check_lp_time
+    from twolayer.rates import check_feature_rate
+    for g in config.gammas:
+        check_feature_rate(g, "gammas")
+    for t in config.lp_times:
+        check_lp_time(t)
+    if config.small_rate not in config.gammas:
+        raise TwoLayerInputError("small_rate", f"{config.small_rate:g} is not in gammas {config.gammas}",
+                                 "add it to gammas or pick one of them")
+    if int(config.n_alpha) != config.n_alpha or config.n_alpha < 3:
+        raise TwoLayerInputError("n_alpha", f"must be an integer >= 3 (an interior alpha), got {config.n_alpha!r}")
+
+
 def units(config: Config) -> list[dict]:
     return [{"eps_nominal": float(e), "head_init": h, "unit_index": 10 * i + j}
             for i, e in enumerate(config.eps) for j, h in enumerate(config.head_inits)]
@@ -265,6 +280,7 @@ def compute(config: Config, unit: dict) -> list[dict]:
 
 
 def run(config: Config, out=None, *, force: bool = False, progress=None) -> list[dict]:
+    _validate(config)
     return run_sweep(NAME, config, units(config), partial(compute, config), out, force=force,
                      progress=progress)
 
@@ -354,6 +370,7 @@ def _pooled(df, rho, fn):
 
 
 def check(records, config: Config) -> list[dict]:
+    _validate(config)
     df = records
     rho = max(df.rho.dropna().unique())
     where = f"rho = {rho:g} (largest shift), all eps x head init x seed"
