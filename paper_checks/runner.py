@@ -47,7 +47,7 @@ from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_
 CLAIM_EXPERIMENTS = (
     "invariants", "ood_vs_time", "eps_sweep", "bound_tightness", "feature_distortion",
     "early_stopping", "conditions", "id_comparison", "lpft_perfect_features", "few_shot",
-    "regularization", "gd_vs_flow", "toy2d",
+    "regularization", "gd_vs_flow", "toy2d", "beyond_lpft",
 )
 #: The empirical (real-network) claims: read from cached results, never trained here.
 EMPIRICAL = "empirical"

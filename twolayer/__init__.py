@@ -15,7 +15,8 @@ from .generate import make_problem, ood_second_moment
 from .geometry import (cos_theta_max, distance, orthonormalize_rows, principal_angles,
                        procrustes_distance, procrustes_rotation)
 from .invariants import InvariantDrift, invariant_drift
-from .losses import effective_predictor, feature_change, id_loss, ood_loss, train_loss
+from .losses import (effective_predictor, feature_change, id_loss, id_loss_w, ood_loss, ood_loss_w,
+                     train_loss, train_loss_w)
 from .lp import LinearProbe, lp_head, lp_limit
 from .problem import Problem
 from .trajectory import Trajectory
@@ -27,6 +28,7 @@ __all__ = [
     "FlowResult", "compile_count", "SolverError", "SolverCertificateError",
     "gradient_descent", "Trajectory", "LinearProbe", "lp_head", "lp_limit",
     "train_loss", "ood_loss", "id_loss", "feature_change", "effective_predictor",
+    "train_loss_w", "ood_loss_w", "id_loss_w",
     "invariant_drift", "InvariantDrift", "distance", "procrustes_rotation", "procrustes_distance",
     "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds", "closed_form",
     "TwoLayerInputError", "NotOrthonormalError", "AssumptionError", "SolverStepLimitError",

@@ -70,7 +70,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from . import _solve
+from . import _solve, rates
 from ._field import steady_measure
 from ._jaxcache import cache_dir, compile_count
 from ._timing import policy_seconds, timed
@@ -117,6 +117,10 @@ class _FlowSettings(NamedTuple):
         a 16-core host. Measured: see ``experiments.benchmark_flow`` and the README.
     chunk : problems per vmapped chunk (fixed: batches are padded to it). None: 64 on the
         CPU, a measured width on a GPU (``twolayer._solve.DEFAULT_CHUNK``).
+    feature_rate : gamma = eta_B / eta_v in [0, inf), the features' learning rate relative to
+        the head's (:mod:`twolayer.rates`; time stays the head's). 1: FT; 0: LP exactly (B
+        frozen, the closed form). Solved by the same FT solve in scaled coordinates; ``t_inf_max``
+        stays in head time.
     """
 
     rtol: float = 1e-10
@@ -134,6 +138,7 @@ class _FlowSettings(NamedTuple):
     batching: str = "auto"
     workers: int | None = None
     chunk: int | None = None
+    feature_rate: float = 1.0
 
 
 class FlowConfig(_FlowSettings):
@@ -249,6 +254,7 @@ def _check_config(config: FlowConfig) -> FlowConfig:
     if not _none_or_count(config.chunk):
         raise TwoLayerInputError("chunk", f"must be None or an integer >= 1, got {config.chunk!r}",
                                  "pass None (the backend's default width) or N >= 1")
+    rates.check_feature_rate(config.feature_rate)
     return config
 
 
@@ -769,38 +775,72 @@ def _solve_cases(cases: list[_Case], ts: np.ndarray, config: FlowConfig, batched
 
 
 # ----------------------------------------------------------------------------- public API
-def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray) -> Trajectory:
+def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray, method: str = "lp") -> Trajectory:
+    """The LP closed form from ``v0``; also FT / LP-FT at feature_rate 0 (B frozen), named ``method``."""
     from .lp import _probe
     start = time.perf_counter()
     v = _probe(problem).head(ts, v0)
     B = np.broadcast_to(problem.B0, (ts.size,) + problem.B0.shape)
-    return Trajectory(ts=ts, v=v, B=B, method="lp", v0=v0, result=FlowResult.CLOSED_FORM,
-                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start),
+    extra = {} if method == "lp" else dict(feature_rate=0.0)
+    return Trajectory(ts=ts, v=v, B=B, method=method, v0=v0, result=FlowResult.CLOSED_FORM,
+                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start, **extra),
                       accuracy=closed_form_accuracy())
 
 
-def _case_for(problem: Problem, meth: Method, v0: np.ndarray) -> _Case:
+def _frozen_features(problem: Problem, meth: Method, ts, v0, config: FlowConfig) -> Trajectory | None:
+    """LP's closed form where B does not move (LP, or feature_rate 0 from the method's start)."""
+    if not meth.trains_B:
+        return _lp_trajectory(problem, ts, v0)
+    if config.feature_rate == 0.0:
+        return _lp_trajectory(problem, ts, np.asarray(meth.start(problem, v0), np.float64), meth.name)
+    return None
+
+
+def _flow_frame(ts, config: FlowConfig):
+    """(times, config) of the scaled FT solve for feature_rate gamma (:mod:`twolayer.rates`):
+    tau = sqrt(gamma) t; t_inf_max given in head time. Unchanged for gamma = 1."""
+    if config.feature_rate == 1.0:
+        return ts, config
+    a = rates.time_scale(config.feature_rate)
+    return ts * a, config._replace(t_inf_max=config.t_inf_max * a)
+
+
+def _case_for(problem: Problem, meth: Method, v0: np.ndarray, gamma: float = 1.0) -> _Case:
+    """The reduced start; for feature_rate gamma != 1 in the scaled coordinates u = q v,
+    H = G / q, q = gamma^(1/4) (:mod:`twolayer.rates`)."""
     with timed("reduce"):               # the SVD of X, once per Problem (cached on it)
         s2, c, G0, _ = problem.reduced
-    v_start = meth.start(problem, v0)
-    i2 = float(np.linalg.norm(np.outer(v_start, v_start) - problem.B0 @ problem.B0.T))
-    return _Case(np.asarray(s2, np.float64), np.asarray(c, np.float64), np.asarray(v_start, np.float64),
-                 np.asarray(G0, np.float64), i2)
+    v_start = np.asarray(meth.start(problem, v0), np.float64)
+    q = rates.head_scale(gamma) if gamma != 1.0 else 1.0
+    i2 = float(np.linalg.norm(np.outer(v_start, v_start) * q ** 2 - problem.B0 @ problem.B0.T / q ** 2))
+    return _Case(np.asarray(s2, np.float64), np.asarray(c, np.float64), q * v_start,
+                 np.asarray(G0, np.float64) / q, i2)
 
 
-def _package(problem, method, ts, case: _Case) -> Trajectory:
+def _package(problem, method, ts, case: _Case, gamma: float = 1.0) -> Trajectory:
     with timed("package"):
-        return _trajectory(problem, method, ts, case)
+        return _trajectory(problem, method, ts, case, gamma)
 
 
-def _trajectory(problem, method, ts, case: _Case) -> Trajectory:
+def _trajectory(problem, method, ts, case: _Case, gamma: float = 1.0) -> Trajectory:
     v_out, G_out, result, stats, cert = case.out
+    v_start = case.v0
     if cert is not None:
         stats["certificate_s"] = cert.get("seconds")
+    if gamma != 1.0:
+        # Back from the scaled coordinates (u, H, tau) to (v, G, t) (twolayer.rates).
+        q, a = rates.head_scale(gamma), rates.time_scale(gamma)
+        v_out, G_out, v_start = v_out / q, G_out * q, v_start / q
+        stats = dict(stats, feature_rate=gamma)
+        for key in ("t_steady", "t_hold", "t1"):
+            if stats.get(key) is not None:
+                stats[key] = stats[key] / a
+        if stats.get("slow_rate") is not None:
+            stats["slow_rate"] = stats["slow_rate"] * a
     has_tail = stats.get("tail") is not None
     accuracy = flow_accuracy(stats["rtol"], cert, has_tail) if has_tail or stats.get("num_steps") \
         else closed_form_accuracy()
-    return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=case.v0,
+    return Trajectory(ts=ts, v=v_out, B=problem.B_from_G(G_out), method=method, v0=v_start,
                       result=result, stats=stats, certificate=cert, accuracy=accuracy)
 
 
@@ -854,13 +894,14 @@ def simulate(problem: Problem, method: str, ts, v0=None, rtol: float | None = No
     ts = _check_ts(ts)
     v0 = _check_v0(problem, v0)
     config = _make_config(config, rtol, atol, dict(options))
-    if not meth.trains_B:
-        return _lp_trajectory(problem, ts, v0)
-    case = _case_for(problem, meth, v0)
-    _solve_cases([case], ts, config, batched=False, pool=None, batching="map")
+    frozen = _frozen_features(problem, meth, ts, v0, config)
+    if frozen is not None:
+        return frozen
+    case = _case_for(problem, meth, v0, config.feature_rate)
+    _solve_cases([case], *_flow_frame(ts, config), batched=False, pool=None, batching="map")
     if case.error is not None:
         raise case.error
-    return _package(problem, meth.name, ts, case)
+    return _package(problem, meth.name, ts, case, config.feature_rate)
 
 
 def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol: float | None = None,
@@ -902,8 +943,8 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
                                      f"problem 0 has ({k}, {m})", "batch problems of the same shape")
     v0s = [_check_v0(p, v, f"v0s[{i}]") for i, (p, v) in enumerate(zip(problems, v0s))]
     config = _make_config(config, rtol, atol, dict(options))
-    if not meth.trains_B:
-        return [_lp_trajectory(p, ts, v) for p, v in zip(problems, v0s)]
+    if not meth.trains_B or config.feature_rate == 0.0:
+        return [_frozen_features(p, meth, ts, v, config) for p, v in zip(problems, v0s)]
     workers = min(_solve.workers_for(config.workers), len(problems))
     batching = _batching(config)
     if workers > 1:
@@ -917,11 +958,12 @@ def _run_batch(problems, v0s, meth: Method, ts, config: FlowConfig, throw: bool,
     """simulate_batch after its input checks: every stage per problem on ``pool`` if any
     (the reduced coordinates, the policy, the packaging)."""
     pmap = pool.map if pool is not None else map
-    cases = list(pmap(lambda pv: _case_for(pv[0], meth, pv[1]), zip(problems, v0s)))
-    _solve_cases(cases, ts, config, batched=True, pool=pool, batching=batching)
+    gamma = config.feature_rate
+    cases = list(pmap(lambda pv: _case_for(pv[0], meth, pv[1], gamma), zip(problems, v0s)))
+    _solve_cases(cases, *_flow_frame(ts, config), batched=True, pool=pool, batching=batching)
     if throw:
         for cs in cases:
             if cs.error is not None:
                 raise cs.error
-    return list(pmap(lambda pc: pc[1].error if pc[1].error is not None else _package(pc[0], meth.name, ts, pc[1]),
-                     zip(problems, cases)))
+    return list(pmap(lambda pc: pc[1].error if pc[1].error is not None
+                     else _package(pc[0], meth.name, ts, pc[1], gamma), zip(problems, cases)))

@@ -24,8 +24,11 @@ __all__ = ["simulate_reference"]
 
 def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float = 1e-12,
                        atol: float = 1e-16, *,
-                       solver: str = "DOP853") -> Trajectory:
+                       solver: str = "DOP853", feature_rate: float = 1.0) -> Trajectory:
     """Full-state ``solve_ivp`` integration of the LP / FT / LP-FT flow at finite ``ts``.
+
+    ``feature_rate`` gamma multiplies dB/dt (the two-rate flow of :mod:`twolayer.rates`,
+    integrated here directly in (v, B), with no scaling and no reduced coordinates).
 
     For "lpft" the LP stage uses the closed-form limit (the flow cannot reach t = inf).
     The integrated state is the displacement from the start (tolerances act on the change);
@@ -38,6 +41,8 @@ def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float =
     if not np.all(np.isfinite(ts)):
         raise TwoLayerInputError("ts", "the reference integrator needs finite times")
     v0 = _check_v0(problem, v0)
+    from .rates import check_feature_rate
+    gamma = check_feature_rate(feature_rate)
     k, d = problem.k, problem.d
     XtX = problem.X.T @ problem.X
     Xty = problem.X.T @ problem.y
@@ -55,7 +60,7 @@ def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float =
         B = s[k:].reshape(k, d)
         g = XtX @ (B.T @ v) - Xty          # X^T r
         dv = -2.0 * (B @ g)
-        dB = -2.0 * np.outer(v, g) if meth.trains_B else np.zeros_like(B)
+        dB = -2.0 * gamma * np.outer(v, g) if meth.trains_B else np.zeros_like(B)
         return np.concatenate([dv, dB.ravel()])
 
     def jac(t, z):
@@ -75,6 +80,7 @@ def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float =
             J[k:, :k] = (-2.0 * (np.einsum("ac,b->abc", eye_k, g) + np.einsum("a,bc->abc", v, MBt))).reshape(k * d, k)
             # d(dB_ab)/dB_ij = -2 v_a M_bj v_i
             J[k:, k:] = (-2.0 * np.einsum("a,bj,i->abij", v, XtX, v)).reshape(k * d, k * d)
+            J[k:] *= gamma
         return J
 
     implicit = solver in ("Radau", "BDF", "LSODA")
@@ -97,5 +103,6 @@ def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float =
     v = Z[:k].T
     B = Z[k:].T.reshape(ts.size, k, d)
     return Trajectory(ts=ts, v=v, B=B, method=method, v0=v_start, status=status,
-                      stats=dict(solver=f"scipy-{solver}", rtol=rtol, atol=atol, nfev=nfev, wall_time_s=wall),
+                      stats=dict(solver=f"scipy-{solver}", rtol=rtol, atol=atol, nfev=nfev, wall_time_s=wall,
+                                 feature_rate=gamma),
                       accuracy=flow_accuracy(rtol, None, has_tail=False))
