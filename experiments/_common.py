@@ -50,7 +50,8 @@ __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text
            "DamagedCacheError",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
            "sweep_dir", "code_fingerprint", "code_parts", "StaleResultsWarning", "StaleCodeError",
-           "edited_since_import", "rerun_command"]
+           "edited_since_import", "rerun_command", "unwritable_reason", "check_writable", "require_writable",
+           "require_torch"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -116,6 +117,57 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def unwritable_reason(folder: Path | str) -> str | None:
+    """Why ``folder`` cannot take output files, or None when it can. It is created if missing
+    (with its parents), then a probe file is written in it and removed: the check every command
+    makes on each output folder before it computes anything."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        return "exists and is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write_probe_")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"is not a writable folder ({type(exc).__name__}: {exc.strerror or exc})"
+    return None
+
+
+def check_writable(folder: Path | str, what: str) -> None:
+    """Raise :class:`twolayer.errors.TwoLayerInputError` naming ``what`` (e.g. ``"--out"``) and
+    ``folder`` when ``folder`` cannot take output files (:func:`unwritable_reason`)."""
+    why = unwritable_reason(folder)
+    if why is not None:
+        from twolayer.errors import TwoLayerInputError
+        raise TwoLayerInputError(what, f"{folder} {why}", "give a folder you can create files in (e.g. a new "
+                                 "folder under your home or /tmp); nothing was computed", kind="option")
+
+
+def require_writable(parser: argparse.ArgumentParser, folders: dict) -> None:
+    """:func:`check_writable` for a command line: ``folders`` maps an option (``"--out"``) to its
+    folder (None: not used); the first that cannot take files is a usage error (exit 2)."""
+    from twolayer.errors import TwoLayerInputError
+    for what, folder in folders.items():
+        if folder is None:
+            continue
+        try:
+            check_writable(folder, what)
+        except TwoLayerInputError as exc:
+            parser.error(str(exc))
+
+
+def require_torch(prog: str) -> None:
+    """Exit with one line (no traceback, exit code 1) when PyTorch or torchvision cannot be imported:
+    the commands that train or extract features call it before anything else."""
+    for name in ("torch", "torchvision"):
+        try:
+            __import__(name)
+        except ImportError as exc:
+            raise SystemExit(f"{prog}: needs {name} (the optional extra `empirical`, which brings PyTorch), "
+                             f"and it cannot be imported ({exc}); install it with pip install -e \".[empirical]\"")
 
 
 def package_versions() -> dict:
@@ -603,6 +655,7 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, results="out")
     args = ap.parse_args(argv)
+    require_writable(ap, {"--out": args.out if args.out is not None else DEFAULT_RESULTS})
     config = config_cls.quick(args.seed) if args.quick else config_cls.full(args.seed)
     t0 = time.perf_counter()
     root = sweep_dir(name, config, args.out)

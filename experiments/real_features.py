@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._common import (DEFAULT_RESULTS, REPO, add_common_args, atomic_write_text,
-                                 executor_from_args, log_time_grid, run_sweep, sweep_dir)
+from experiments._common import (DEFAULT_RESULTS, REPO, add_common_args, atomic_write_text, require_torch,
+                                 require_writable, executor_from_args, log_time_grid, run_sweep, sweep_dir)
 
 NAME = "real_features"
 FIGURE = "real_features"
@@ -573,6 +573,8 @@ def main(argv=None) -> int:
                     help="extract and cache the features, then stop (e.g. on a GPU machine; the flow "
                          "then runs anywhere from the cached .npz files)")
     args = ap.parse_args(argv)
+    require_writable(ap, {"--out": args.out if args.out is not None else DEFAULT_RESULTS})
+    require_torch(f"python -m experiments.{NAME}")
     import pandas as pd
     config = Config.quick(args.seed) if args.quick else Config.full(args.seed)
     if args.datasets:
