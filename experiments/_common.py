@@ -321,14 +321,34 @@ def sweep_dir(name: str, config, out: Path | str | None = None) -> Path:
     return Path(out or DEFAULT_RESULTS) / name / config_hash(config)
 
 
+#: seconds between two plain progress lines (:func:`_progress` when stderr is not a terminal)
+PROGRESS_EVERY_S = 5.0
+
+
 def _progress(iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
+    """Per-unit progress with an ETA on stderr: a tqdm bar on a terminal; elsewhere (a log, a pipe,
+    ``paper_checks``' output) one plain line at most every :data:`PROGRESS_EVERY_S` seconds."""
+    if not enabled or total == 0:
         return iterable
-    try:
-        from tqdm.auto import tqdm
-        return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False)
-    except ImportError:
-        return iterable
+    if sys.stderr.isatty():
+        try:
+            from tqdm.auto import tqdm
+            return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False)
+        except ImportError:
+            pass
+    return _progress_lines(iterable, total, desc)
+
+
+def _progress_lines(iterable, total: int, desc: str):
+    print(f"  {desc}: {total} unit(s) to compute", file=sys.stderr, flush=True)
+    t0 = last = time.perf_counter()
+    for done, item in enumerate(iterable, 1):
+        yield item
+        now = time.perf_counter()
+        if now - last >= PROGRESS_EVERY_S and done < total:
+            last = now
+            eta = (now - t0) / done * (total - done)
+            print(f"  {desc}: {done}/{total} units, {now - t0:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
 
 
 def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict], list[dict]],

@@ -156,7 +156,7 @@ def _run_experiment(name, quick, seed, cache, force, figures, fig_dir, out, log)
 
     mod = importlib.import_module(f"experiments.{name}")
     config = mod.Config.quick(seed) if quick else mod.Config.full(seed)
-    records = mod.run(config, out=cache, force=force, progress=False)
+    records = mod.run(config, out=cache, force=force, progress=True)   # per-unit lines with an ETA
     rows = apply_findings(name, mod.check(pd.DataFrame.from_records(records), config),
                           getattr(mod, "FINDINGS", {}), observations=getattr(mod, "OBSERVATIONS", {}))
     if figures:  # a figure that fails is an error row of its own; it does not hide the claims' rows
