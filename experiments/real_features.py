@@ -597,10 +597,13 @@ def main(argv=None) -> int:
     df = pd.DataFrame.from_records(recs)
     print(summary_table(df))
     print("\n".join(agreement_lines(df)))
-    for r in check(df, config):
+    # the statuses and exit code of paper_checks: a registered finding or observation reads "finding"
+    from paper_checks.runner import apply_findings, exit_code
+    rows = apply_findings(NAME, check(df, config), FINDINGS, observations=OBSERVATIONS)
+    for r in rows:
         print(f"[{r['status']}] {r['id']}: {r['details'][:300]}")
     print(f"{NAME}: {len(recs)} records in {time.perf_counter() - t0:.1f}s -> {sweep_dir(NAME, config, args.out)}")
-    return 0
+    return exit_code(rows)
 
 
 if __name__ == "__main__":
