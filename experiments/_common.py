@@ -524,24 +524,42 @@ def load_records(name: str, config=None, out: Path | str | None = None):
         n = None
     if n is not None and len(df) != n:
         raise _damaged(path, ValueError(f"{len(df)} rows where meta.json records {n}"), name, where)
+    try:    # what the records are, for a figure's title (figures._style.save): seed and mode
+        stored = json.loads((base / chash / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        stored = _jsonable(config) if config is not None else None
+    df.attrs["source"] = {"experiment": name, "config_hash": chash,
+                          "seed": stored.get("seed") if isinstance(stored, dict) else None,
+                          "mode": config_mode(name, stored)}
     return df
+
+
+def config_mode(name: str, config: dict | None) -> str:
+    """``"quick"`` or ``"full"`` when ``config`` (JSON-able) is what ``Config.quick(seed)`` /
+    ``Config.full(seed)`` of experiment ``name`` builds at its seed, else ``"custom"``."""
+    import importlib
+    as_json = lambda obj: json.loads(json.dumps(_jsonable(obj), sort_keys=True, default=str))
+    if isinstance(config, dict):
+        try:
+            cls = importlib.import_module(f"experiments.{name}").Config
+            seed = config.get("seed", 0)
+            for mode, make in (("quick", cls.quick), ("full", cls.full)):
+                if as_json(make(seed)) == as_json(config):
+                    return mode
+        except Exception:  # noqa: BLE001 - not an experiment module with Config.quick / full
+            pass
+    return "custom"
 
 
 def rerun_command(name: str, config: dict | None, where: str = "") -> str:
     """The command line that computes ``config`` (a JSON-able config dict) of experiment
     ``name`` again: ``--quick`` and ``--seed`` as its ``Config.quick`` / ``Config.full``
     build it, else a pointer to the stored config.json."""
-    import importlib
-    as_json = lambda obj: json.loads(json.dumps(_jsonable(obj), sort_keys=True, default=str))
-    if config is not None:
-        try:
-            cls = importlib.import_module(f"experiments.{name}").Config
-            seed = config.get("seed", 0)
-            for flag, make in ((" --quick", cls.quick), ("", cls.full)):
-                if as_json(make(seed)) == as_json(config):
-                    return f"`python -m experiments.{name}{flag}{f' --seed {seed}' if seed else ''}{where}`"
-        except Exception:  # noqa: BLE001 - not an experiment module with Config.quick / full
-            pass
+    mode = config_mode(name, config)
+    if mode != "custom":
+        seed = config.get("seed", 0)
+        flag = " --quick" if mode == "quick" else ""
+        return f"`python -m experiments.{name}{flag}{f' --seed {seed}' if seed else ''}{where}`"
     return (f"`python -m experiments.{name}{where}` with the configuration in its config.json"
             if config is not None else f"`python -m experiments.{name}{where}`")
 

@@ -74,7 +74,7 @@ def main(results_dir=None, out_dir=None) -> list:
                  f"published {n_bad['published']}, derived {n_bad['derived']} of {len(df)} instances; vacuous "
                  f"(excluded) published {n_vac['published']}, derived {n_vac['derived']}", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    return save(fig, out_dir, "bound_tightness")
+    return save(fig, out_dir, "bound_tightness", df)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def main(results_dir=None, out_dir=None) -> list:
     ax2.legend(fontsize=7)
     fig.suptitle("FT interpolates the training data; LP cannot when w* is not in rowspace(B0)", fontsize=10)
     fig.tight_layout()
-    return save(fig, out_dir, "id_comparison")
+    return save(fig, out_dir, "id_comparison", df)
 
 
 if __name__ == "__main__":

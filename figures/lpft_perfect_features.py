@@ -56,7 +56,7 @@ def main(results_dir=None, out_dir=None) -> list:
     fig.suptitle("LP-FT with (nearly) perfect features: no distortion; FT from a random head pays",
                  fontsize=11)
     fig.tight_layout()
-    return save(fig, out_dir, "lpft_perfect_features")
+    return save(fig, out_dir, "lpft_perfect_features", df)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def main(results_dir=None, out_dir=None) -> list:
     ax.legend(loc="upper left", fontsize=7)
     fig.suptitle("The two-layer model on real penultimate features (THEORY.md §9)", fontsize=11)
     fig.tight_layout()
-    return save(fig, out_dir, "real_features")
+    return save(fig, out_dir, "real_features", df)
 
 
 if __name__ == "__main__":
