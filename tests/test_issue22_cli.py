@@ -116,3 +116,26 @@ def test_paper_checks_asks_for_progress(tmp_path, monkeypatch):
     with pytest.raises(KeyError):
         runner._run_experiment("toy2d", True, 0, tmp_path, False, False, tmp_path, tmp_path, print)
     assert seen["progress"] is True
+
+
+def test_figure_titles_state_seed_and_mode(tmp_path, monkeypatch):
+    """conditions --seed 3 then figures: the figure must say which seed and mode it shows."""
+    from experiments import toy2d
+    from experiments._common import load_records
+    from figures import _style
+    from figures import toy2d as fig_toy2d
+    toy2d.run(toy2d.Config.quick(3), out=tmp_path, progress=False)
+    df = load_records("toy2d", out=tmp_path)
+    assert df.attrs["source"]["seed"] == 3 and df.attrs["source"]["mode"] == "quick"
+    assert _style.source_label(df) == "quick mode, seed 3"
+    titles = []
+    real_save = _style.save
+
+    def spy(fig, out_dir, stem, source=None):
+        _style.stamp(fig, source)
+        titles.append(fig._suptitle.get_text())
+        return real_save(fig, out_dir, stem)
+    monkeypatch.setattr(fig_toy2d, "save", spy)
+    paths = fig_toy2d.main(tmp_path, tmp_path / "figs")
+    assert paths[0].is_file()
+    assert titles and titles[0].startswith("[quick mode, seed 3] 2-D toy")
