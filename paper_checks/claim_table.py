@@ -109,7 +109,7 @@ def _figures(rows: list[dict]) -> str:
 
 
 #: figures linked per row (the first ones its checks name)
-MAX_FIGURES = 2
+MAX_FIGURES = 1
 
 
 def render(report: dict) -> str:
