@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -49,7 +50,8 @@ __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text
            "DamagedCacheError",
            "cli", "add_common_args", "executor_from_args", "seed_arg", "package_versions", "git_revision",
            "sweep_dir", "code_fingerprint", "code_parts", "StaleResultsWarning", "StaleCodeError",
-           "edited_since_import", "rerun_command"]
+           "edited_since_import", "rerun_command", "unwritable_reason", "check_writable", "require_writable",
+           "require_torch"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
@@ -70,6 +72,59 @@ _code_text = code_text
 _check_code_is_current = check_code_is_current
 
 
+def unwritable_reason(folder: Path | str) -> str | None:
+    """Why ``folder`` cannot take output files, or None when it can. It is created if missing
+    (with its parents), then a probe file is written in it and removed: the check every command
+    makes on each output folder before it computes anything."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        return "exists and is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write_probe_")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"is not a writable folder ({type(exc).__name__}: {exc.strerror or exc})"
+    return None
+
+
+def check_writable(folder: Path | str, what: str) -> None:
+    """Raise :class:`twolayer.errors.TwoLayerInputError` naming ``what`` (e.g. ``"--out"``) and
+    ``folder`` when ``folder`` cannot take output files (:func:`unwritable_reason`)."""
+    why = unwritable_reason(folder)
+    if why is not None:
+        from twolayer.errors import TwoLayerInputError
+        raise TwoLayerInputError(what, f"{folder} {why}", "give a folder you can create files in (e.g. a new "
+                                 "folder under your home or /tmp); nothing was computed", kind="option")
+
+
+def require_writable(parser: argparse.ArgumentParser, folders: dict) -> None:
+    """:func:`check_writable` for a command line: ``folders`` maps an option (``"--out"``) to its
+    folder (None: not used); the first that cannot take files is a usage error (exit 2)."""
+    from twolayer.errors import TwoLayerInputError
+    for what, folder in folders.items():
+        if folder is None:
+            continue
+        try:
+            check_writable(folder, what)
+        except TwoLayerInputError as exc:
+            parser.error(str(exc))
+
+
+def require_torch(prog: str) -> None:
+    """Exit with one line (no traceback, exit code 1) when PyTorch or torchvision cannot be imported:
+    the commands that train or extract features call it before anything else."""
+    for name in ("torch", "torchvision"):
+        try:
+            __import__(name)
+        except ImportError as exc:
+            raise SystemExit(f"{prog}: needs {name} (the optional extra `empirical`, which brings PyTorch), "
+                             f"and it cannot be imported ({exc}); install it with pip install -e \".[empirical]\"")
+
+
+
+
 class StaleResultsWarning(UserWarning):
     """Cached records were computed by other code than the code running now."""
 
@@ -79,14 +134,34 @@ def sweep_dir(name: str, config, out: Path | str | None = None) -> Path:
     return Path(out or DEFAULT_RESULTS) / name / config_hash(config)
 
 
+#: seconds between two plain progress lines (:func:`_progress` when stderr is not a terminal)
+PROGRESS_EVERY_S = 5.0
+
+
 def _progress(iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
+    """Per-unit progress with an ETA on stderr: a tqdm bar on a terminal; elsewhere (a log, a pipe,
+    ``paper_checks``' output) one plain line at most every :data:`PROGRESS_EVERY_S` seconds."""
+    if not enabled or total == 0:
         return iterable
-    try:
-        from tqdm.auto import tqdm
-        return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False)
-    except ImportError:
-        return iterable
+    if sys.stderr.isatty():
+        try:
+            from tqdm.auto import tqdm
+            return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False)
+        except ImportError:
+            pass
+    return _progress_lines(iterable, total, desc)
+
+
+def _progress_lines(iterable, total: int, desc: str):
+    print(f"  {desc}: {total} unit(s) to compute", file=sys.stderr, flush=True)
+    t0 = last = time.perf_counter()
+    for done, item in enumerate(iterable, 1):
+        yield item
+        now = time.perf_counter()
+        if now - last >= PROGRESS_EVERY_S and done < total:
+            last = now
+            eta = (now - t0) / done * (total - done)
+            print(f"  {desc}: {done}/{total} units, {now - t0:.0f} s, ETA {eta:.0f} s", file=sys.stderr, flush=True)
 
 
 def run_sweep(name: str, config, units: Iterable[dict], compute: Callable[[dict], list[dict]],
@@ -262,24 +337,42 @@ def load_records(name: str, config=None, out: Path | str | None = None):
         n = None
     if n is not None and len(df) != n:
         raise _damaged(path, ValueError(f"{len(df)} rows where meta.json records {n}"), name, where)
+    try:    # what the records are, for a figure's title (figures._style.save): seed and mode
+        stored = json.loads((base / chash / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        stored = _jsonable(config) if config is not None else None
+    df.attrs["source"] = {"experiment": name, "config_hash": chash,
+                          "seed": stored.get("seed") if isinstance(stored, dict) else None,
+                          "mode": config_mode(name, stored)}
     return df
+
+
+def config_mode(name: str, config: dict | None) -> str:
+    """``"quick"`` or ``"full"`` when ``config`` (JSON-able) is what ``Config.quick(seed)`` /
+    ``Config.full(seed)`` of experiment ``name`` builds at its seed, else ``"custom"``."""
+    import importlib
+    as_json = lambda obj: json.loads(json.dumps(_jsonable(obj), sort_keys=True, default=str))
+    if isinstance(config, dict):
+        try:
+            cls = importlib.import_module(f"experiments.{name}").Config
+            seed = config.get("seed", 0)
+            for mode, make in (("quick", cls.quick), ("full", cls.full)):
+                if as_json(make(seed)) == as_json(config):
+                    return mode
+        except Exception:  # noqa: BLE001 - not an experiment module with Config.quick / full
+            pass
+    return "custom"
 
 
 def rerun_command(name: str, config: dict | None, where: str = "") -> str:
     """The command line that computes ``config`` (a JSON-able config dict) of experiment
     ``name`` again: ``--quick`` and ``--seed`` as its ``Config.quick`` / ``Config.full``
     build it, else a pointer to the stored config.json."""
-    import importlib
-    as_json = lambda obj: json.loads(json.dumps(_jsonable(obj), sort_keys=True, default=str))
-    if config is not None:
-        try:
-            cls = importlib.import_module(f"experiments.{name}").Config
-            seed = config.get("seed", 0)
-            for flag, make in ((" --quick", cls.quick), ("", cls.full)):
-                if as_json(make(seed)) == as_json(config):
-                    return f"`python -m experiments.{name}{flag}{f' --seed {seed}' if seed else ''}{where}`"
-        except Exception:  # noqa: BLE001 - not an experiment module with Config.quick / full
-            pass
+    mode = config_mode(name, config)
+    if mode != "custom":
+        seed = config.get("seed", 0)
+        flag = " --quick" if mode == "quick" else ""
+        return f"`python -m experiments.{name}{flag}{f' --seed {seed}' if seed else ''}{where}`"
     return (f"`python -m experiments.{name}{where}` with the configuration in its config.json"
             if config is not None else f"`python -m experiments.{name}{where}`")
 
@@ -413,6 +506,7 @@ def cli(name: str, config_cls, run: Callable, argv=None, description: str = "") 
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, results="out")
     args = ap.parse_args(argv)
+    require_writable(ap, {"--out": args.out if args.out is not None else DEFAULT_RESULTS})
     config = config_cls.quick(args.seed) if args.quick else config_cls.full(args.seed)
     t0 = time.perf_counter()
     root = sweep_dir(name, config, args.out)

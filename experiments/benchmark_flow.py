@@ -54,7 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._common import DEFAULT_RESULTS, add_common_args, atomic_write_text, git_revision, package_versions
+from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, git_revision, package_versions,
+                                 require_writable)
 
 NAME = "benchmark_flow"
 SHAPE = dict(d=100, k=5, m=40, n=60)
@@ -784,6 +785,7 @@ def main(argv=None) -> dict:
     accuracy = args.accuracy if args.accuracy is not None else (2 if args.quick else 5)
     if not 1 <= baseline <= args.problems or not 1 <= accuracy <= baseline:
         ap.error(f"need 1 <= --accuracy ({accuracy}) <= --baseline ({baseline}) <= --problems ({args.problems})")
+    require_writable(ap, {"--out": Path(args.out or DEFAULT_RESULTS.parent)})
     t0 = time.perf_counter()
     res = run(seed=args.seed, shape=args.shape, n_call=args.problems, n_baseline=baseline, n_accuracy=accuracy,
               cold_processes=not args.no_cold_process, cores=not args.no_cores, step_floor=not args.no_step_floor,

@@ -63,6 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="folder of the data bundles (default: $TWOLAYER_DATA, "
                                                     "then <repo>/../shared/data)")
     a = p.parse_args(argv)
+    from experiments._common import require_torch, require_writable
+    require_writable(p, {"--out": a.out})
+    require_torch("python -m experiments.empirical")
     from twolayer.empirical.errors import DataNotFoundError
     from twolayer.empirical.results import load_warnings
     from twolayer.empirical.table import format_distortion, format_table, format_warnings

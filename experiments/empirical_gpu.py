@@ -218,7 +218,9 @@ def main(argv=None) -> int:
     device = a.device or ("cpu" if scale == "tiny" else "cuda")
     # twolayer imports JAX; keep it from preallocating most of the GPU's memory before torch runs
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
+    from experiments._common import require_torch, require_writable
+    require_writable(p, {"--out": a.out})
+    require_torch("python -m experiments.empirical_gpu")
     import torch
 
     from twolayer.empirical.errors import DataNotFoundError

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._common import (DEFAULT_RESULTS, REPO, add_common_args, atomic_write_text,
-                                 executor_from_args, log_time_grid, run_sweep, sweep_dir)
+from experiments._common import (DEFAULT_RESULTS, REPO, add_common_args, atomic_write_text, require_torch,
+                                 require_writable, executor_from_args, log_time_grid, run_sweep, sweep_dir)
 
 NAME = "real_features"
 FIGURE = "real_features"
@@ -573,6 +573,8 @@ def main(argv=None) -> int:
                     help="extract and cache the features, then stop (e.g. on a GPU machine; the flow "
                          "then runs anywhere from the cached .npz files)")
     args = ap.parse_args(argv)
+    require_writable(ap, {"--out": args.out if args.out is not None else DEFAULT_RESULTS})
+    require_torch(f"python -m experiments.{NAME}")
     import pandas as pd
     config = Config.quick(args.seed) if args.quick else Config.full(args.seed)
     if args.datasets:
@@ -595,10 +597,13 @@ def main(argv=None) -> int:
     df = pd.DataFrame.from_records(recs)
     print(summary_table(df))
     print("\n".join(agreement_lines(df)))
-    for r in check(df, config):
+    # the statuses and exit code of paper_checks: a registered finding or observation reads "finding"
+    from paper_checks.runner import apply_findings, exit_code
+    rows = apply_findings(NAME, check(df, config), FINDINGS, observations=OBSERVATIONS)
+    for r in rows:
         print(f"[{r['status']}] {r['id']}: {r['details'][:300]}")
     print(f"{NAME}: {len(recs)} records in {time.perf_counter() - t0:.1f}s -> {sweep_dir(NAME, config, args.out)}")
-    return 0
+    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -349,18 +349,6 @@ def _with_cached_features(families, scale, cache, device, data_dir, ap):
     return have
 
 
-def _not_writable(folder: Path) -> str | None:
-    """Why ``folder`` cannot take results (None when it can): checked before any training."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_probe_{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        return f"not a writable folder ({type(exc).__name__}: {exc.strerror or exc})"
-    return None
-
-
 def main(argv=None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
@@ -368,9 +356,6 @@ def main(argv=None) -> int:
     cache = (args.cache or default_cache()).expanduser()
     families = [FAMILIES[f] for f in (args.family or list(FAMILIES))]
     phases = args.phase or list(PHASES)
-    if args.threads:
-        import torch
-        torch.set_num_threads(int(args.threads))
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -378,9 +363,13 @@ def main(argv=None) -> int:
     # only the complete CPU scoreboard replaces the committed table; anything else goes to the cache
     complete = scale == "cpu" and len(families) == len(FAMILIES)
     out = args.results or (RESULTS_DIR if complete else cache / scale / "results")
-    for what, folder in (("--cache", cache), ("--results", out if "score" in phases else None)):
-        if folder is not None and (why := _not_writable(Path(folder))):
-            ap.error(f"{what} {folder}: {why}; give a folder you can write to")
+    from experiments._common import require_torch, require_writable
+    require_writable(ap, {"--cache": cache, "--results": out if "score" in phases else None})
+    if phases != ["score"]:             # scoring alone reads tables; training and features need PyTorch
+        require_torch("python -m experiments.scoreboard")
+    if args.threads:
+        import torch
+        torch.set_num_threads(int(args.threads))
     t0 = time.perf_counter()
     try:
         if "network" in phases:

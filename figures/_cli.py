@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-from experiments._common import DamagedCacheError
+from experiments._common import DamagedCacheError, require_writable
 
 from ._style import DEFAULT_OUT
 
@@ -69,8 +69,7 @@ def _check_folders(ap: argparse.ArgumentParser, args) -> None:
         ap.error(f"results cache {cache} does not exist: {hint}")
     if getattr(args, "empirical", None) is not None and not Path(args.empirical).is_dir():
         ap.error(f"--empirical folder {args.empirical} does not exist")
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        ap.error(f"--out {args.out} exists and is not a folder")
+    require_writable(ap, {"--out": args.out if args.out is not None else DEFAULT_OUT})
 
 
 def draw(name: str, cache=None, out=None, empirical=None):

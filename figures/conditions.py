@@ -35,7 +35,7 @@ def main(results_dir=None, out_dir=None) -> list:
     fig.suptitle("Where LP beats FT OOD (red, > 0): good features (small eps) and a large shift; "
                  "black line: FT = LP", fontsize=11)
     fig.tight_layout()
-    return save(fig, out_dir, "conditions")
+    return save(fig, out_dir, "conditions", df)
 
 
 if __name__ == "__main__":

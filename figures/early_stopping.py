@@ -53,7 +53,7 @@ def main(results_dir=None, out_dir=None) -> list:
     ax2.legend(fontsize=7.5, loc="lower left")
     fig.suptitle("Early stopping does not rescue FT (good features, large shift)", fontsize=11)
     fig.tight_layout()
-    return save(fig, out_dir, "early_stopping")
+    return save(fig, out_dir, "early_stopping", df)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def main(results_dir=None, out_dir=None) -> list:
     ax2.set_title("Ratio LP / FT -> 0 as eps -> 0 (Theorem 3.5)")
     ax2.legend(fontsize=7.5, loc="lower right")
     fig.tight_layout()
-    return save(fig, out_dir, "eps_sweep")
+    return save(fig, out_dir, "eps_sweep", df)
 
 
 if __name__ == "__main__":

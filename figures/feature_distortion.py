@@ -39,7 +39,7 @@ def main(results_dir=None, out_dir=None) -> list:
     fig.suptitle("Feature distortion: FT changes ID features more than OOD ones; LP-FT barely changes "
                  "features (median and range over seeds)", fontsize=10)
     fig.tight_layout()
-    return save(fig, out_dir, "feature_distortion")
+    return save(fig, out_dir, "feature_distortion", df)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main(results_dir=None, out_dir=None) -> list:
     fig.legend(*ax0.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("Few-shot IID, these instances: FT's test loss stays above the Theorem 3.3 lower bound;\n"
                  "LP is far better for good features", fontsize=10)
-    return save(fig, out_dir, "few_shot")
+    return save(fig, out_dir, "few_shot", df)
 
 
 if __name__ == "__main__":

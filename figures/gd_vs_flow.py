@@ -48,7 +48,7 @@ def main(results_dir=None, out_dir=None) -> list:
         ax.set_ylabel("drift / gap (log)")
     fig.suptitle("Discrete GD vs the exact flow: I2 breaks at O(lr^2) per step, OOD gap O(lr), I1 exact",
                  fontsize=10)
-    return save(fig, out_dir, "gd_vs_flow")
+    return save(fig, out_dir, "gd_vs_flow", df)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def main(results_dir=None, out_dir=None) -> list:
         ax.legend(loc="lower right", fontsize=8)
     fig.suptitle("Invariant drift along simulated trajectories (values at 1e-18 are exact zeros)",
                  fontsize=11)
-    return save(fig, out_dir, "invariants")
+    return save(fig, out_dir, "invariants", df)
 
 
 if __name__ == "__main__":

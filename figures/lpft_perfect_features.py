@@ -16,7 +16,7 @@ def main(results_dir=None, out_dir=None) -> list:
     plt = setup()
     import seaborn as sns
     df = df[(df["t"] > 0) & np.isfinite(df["t"])]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
     zero = df[df["eps_nominal"] == 0.0]
     for meth in ("ft", "lpft"):
         for i, (_, g) in enumerate(zero[zero["method"] == meth].groupby("seed")):
@@ -30,7 +30,7 @@ def main(results_dir=None, out_dir=None) -> list:
     ax.set_xlabel("time t  (log)")
     ax.set_ylabel("OOD loss  (log, floored)")
     ax.set_title("eps = 0 (B0 = U B*), Gaussian initial head")
-    ax.legend(fontsize=7.5, loc="center right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
 
     pos = df[(df["eps_nominal"] > 0) & (df["method"] == "lpft")]
     eps_vals = sorted(pos["eps_nominal"].unique())
@@ -44,6 +44,9 @@ def main(results_dir=None, out_dir=None) -> list:
                  alpha=0.85)
         ax2.scatter([g["t"].max() * 1.6], [g["lp_ood"].iloc[0] / g["eps"].iloc[0] ** 2], color=pal[e],
                     marker="<", s=25)
+        if e == eps_vals[0]:      # each curve group is one seed's instance (its own w*, B0, X)
+            ax2.annotate(f"seed {seed}", (g["t"].iloc[0], g["ood_loss"].iloc[0] / g["eps"].iloc[0] ** 2),
+                         xytext=(2, 5), textcoords="offset points", fontsize=8, color="0.25")
     for e in eps_vals:
         ax2.plot([], [], color=pal[e], ls=lss[e], lw=max(lws[e], 1.0), label=f"LP-FT, eps = {e:g}")
     ax2.scatter([], [], color="grey", marker="<", label="LP limit / eps$^2$")
@@ -51,12 +54,12 @@ def main(results_dir=None, out_dir=None) -> list:
     ax2.set_yscale("log")
     ax2.set_xlabel("time t  (log)")
     ax2.set_ylabel("L_ood_LPFT(t) / eps$^2$  (log)")
-    ax2.set_title("eps > 0: L_LPFT / eps$^2$ bounded (curves for different eps coincide)")
-    ax2.legend(fontsize=7.5, loc="best")
+    ax2.set_title("eps > 0: L_LPFT / eps$^2$ bounded; one curve group per seed\n(its own instance; "
+                  "within a group the curves for different eps coincide)", fontsize=10)
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.suptitle("LP-FT with (nearly) perfect features: no distortion; FT from a random head pays",
                  fontsize=11)
-    fig.tight_layout()
-    return save(fig, out_dir, "lpft_perfect_features")
+    return save(fig, out_dir, "lpft_perfect_features", df)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main(results_dir=None, out_dir=None) -> list:
     fig.suptitle("Theorem 3.3 on these instances: FT's OOD loss stays above the bound at all t; LP reaches O(eps$^2$) "
                  f"(large shift, rho = 0.99, zero head; the two bound forms coincide when |w*| = 1)", fontsize=11)
     fig.tight_layout()
-    return save(fig, out_dir, "ood_vs_time")
+    return save(fig, out_dir, "ood_vs_time", df)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from experiments._common import load_records
-from figures._style import METHOD_COLORS, save, setup
+from figures._style import save, setup
 
 
 def _lam_positions(lams):
-    """log-axis positions: lam = 0 is drawn one decade left of the smallest positive lam."""
+    """log-axis positions: lam = 0 is drawn one decade left of the smallest positive lam; two more
+    slots right of the largest lam hold LP-FT and LP (one point per seed, no lines across)."""
     pos = [x for x in lams if x > 0]
-    zero_at = (min(pos) / 10) if pos else 1.0
-    return {x: (x if x > 0 else zero_at) for x in lams}
+    lo, hi = (min(pos), max(pos)) if pos else (1.0, 1.0)
+    xpos = {x: (x if x > 0 else lo / 10) for x in lams}
+    return xpos, {"LP-FT": hi * 10, "LP": hi * 100}
 
 
 def main(results_dir=None, out_dir=None) -> list:
@@ -22,7 +24,7 @@ def main(results_dir=None, out_dir=None) -> list:
     plt = setup()
     reg = df[df.method == "regft"].sort_values(["seed", "lam"])
     lams = sorted(reg.lam.unique())
-    xpos = _lam_positions(lams)
+    xpos, slots = _lam_positions(lams)
     selected = select_lam(reg, "val_loss")
     seeds = sorted(reg.seed.unique())
     colors = plt.get_cmap("tab10")
@@ -37,40 +39,38 @@ def main(results_dir=None, out_dir=None) -> list:
         lpft = df[(df.method == "lpft") & (df.seed == s)].iloc[0]
         lp = df[(df.method == "lp") & (df.seed == s)].iloc[0]
         ratio = g.ood_loss.to_numpy() / lpft.ood_loss
+        pos = g.lam.to_numpy() > 0
         ax_v.plot(x, g.val_loss, "o-", color=c, ms=3, lw=1.2, label=f"reg. FT, seed {s} (eps={eps:g})")
         ax_v.plot(xpos[sel.lam], sel.val_loss, "*", color=c, ms=14, mec="k", mew=0.6, zorder=5)
-        ax_v.axhline(lpft.val_loss, color=c, ls="--", lw=1)
-        ax_v.axhline(lp.val_loss, color=c, ls=":", lw=1)
-        ax_o.plot(x, ratio, "o-", color=c, ms=3, lw=1.2, label=f"reg. FT, seed {s}")
-        ax_o.plot(xpos[sel.lam], sel.ood_loss / lpft.ood_loss, "*", color=c, ms=14, mec="k", mew=0.6, zorder=5)
-        ax_o.axhline(lp.ood_loss / lpft.ood_loss, color=c, ls=":", lw=1)
-        pos = g.lam.to_numpy() > 0
+        ax_v.plot([slots["LP-FT"], slots["LP"]], [lpft.val_loss, lp.val_loss], "o", color=c, ms=5, mec="k",
+                  mew=0.4)
+        # right: lambda > 0 only (plain FT is decades off this scale: listed below the panel)
+        ax_o.plot(x[pos], ratio[pos], "o-", color=c, ms=3, lw=1.2)
+        if sel.lam > 0:
+            ax_o.plot(xpos[sel.lam], sel.ood_loss / lpft.ood_loss, "*", color=c, ms=14, mec="k", mew=0.6, zorder=5)
+        ax_o.plot(slots["LP"], lp.ood_loss / lpft.ood_loss, "o", color=c, ms=5, mec="k", mew=0.4)
         ratios.extend(ratio[pos])
         ratios.append(lp.ood_loss / lpft.ood_loss)
-        off.extend((xpos[l], r, c) for l, r in zip(g.lam, ratio) if l == 0)
+        off.extend((s, r, bool(sel.lam == 0)) for l, r in zip(g.lam, ratio) if l == 0)
     ax_o.axhline(1.0, color="k", ls="--", lw=1.2)
-    # focus on lam > 0 (where the comparison is close); plain FT (lam = 0) is far above:
-    # drawn at the top edge with its value
     lo, hi = min(ratios), max(ratios + [1.0])
     pad = 0.08 * max(hi - min(lo, 1.0), 0.02)
-    top = hi + 3 * pad
-    ax_o.set_ylim(min(lo, 1.0) - pad, top)
-    for j, (x0, r, c) in enumerate(off):
-        if r > top:
-            ax_o.plot(x0, top - 0.6 * pad, "^", color=c, ms=8, clip_on=False)
-            ax_o.annotate(f"plain FT (lambda = 0): {r:.3g}, off scale", (x0, top - 0.6 * pad),
-                          xytext=(8, -4 - 11 * j),
-                          textcoords="offset points", fontsize=7, color=c, va="top")
+    ax_o.set_ylim(min(lo, 1.0) - pad, hi + pad)
+    if off:
+        ax_o.annotate("plain FT (lambda = 0), off this scale; ratio by seed: " + ", ".join(
+            f"{r:.3g} ({s}{', selected' if chosen else ''})" for s, r, chosen in off),
+            (0.0, -0.2), xycoords="axes fraction", fontsize=7, va="top", wrap=True)
     ax_v.plot([], [], "k*", ms=10, label="selected lambda (min ID validation loss)")
-    ax_v.plot([], [], "k--", lw=1, label="LP-FT, t = inf (right: ratio 1)")
-    ax_v.plot([], [], "k:", lw=1, label="LP, t = inf")
+    ax_v.plot([], [], "ko", ms=5, label="LP-FT and LP at t = inf (right panel: ratio 1 = LP-FT, dashed)")
     noise = df.noise_std.iloc[0] if "noise_std" in df else float("nan")
-    ticks = [xpos[v] for v in lams]
-    for ax in (ax_v, ax_o):
+    for ax, names in ((ax_v, ("LP-FT", "LP")), (ax_o, ("LP",))):
+        ticks = [xpos[v] for v in lams if ax is ax_v or v > 0] + [slots[n] for n in names]
+        labels = [f"{v:g}" for v in lams if ax is ax_v or v > 0] + list(names)
         ax.set_xscale("log")
-        ax.set_xticks(ticks, [f"{v:g}" for v in lams], fontsize=8)
+        ax.set_xticks(ticks, labels, fontsize=8)
         ax.minorticks_off()
-        ax.set_xlabel("lambda in lambda ||B - B0||_F^2 (leftmost: 0 = plain FT)")
+        ax.axvline(np.sqrt(max(lams) * slots["LP-FT"]), color="0.5", lw=0.8)
+        ax.set_xlabel("lambda in lambda ||B - B0||_F^2" + (" (leftmost: 0 = plain FT)" if ax is ax_v else ""))
     ax_v.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     ax_v.set_ylabel("held-out ID loss (noisy labels)")
     ax_o.set_ylabel("L_ood(regularised FT) / L_ood(LP-FT)")
@@ -80,7 +80,7 @@ def main(results_dir=None, out_dir=None) -> list:
                frameon=False)
     fig.suptitle("L2 regularisation toward B0 with a random head (linear model; every lambda at its "
                  "certified limit t = inf)", fontsize=11)
-    return save(fig, out_dir, "regularization")
+    return save(fig, out_dir, "regularization", df)
 
 
 if __name__ == "__main__":

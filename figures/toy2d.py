@@ -36,18 +36,24 @@ def main(results_dir=None, out_dir=None) -> list:
     for ax, (beta, angle) in zip(axes.flat, cases):
         sub = df[(df.beta == beta) & (df.angle == angle)]
         r0 = sub.iloc[0]
-        ax.axhspan(-0.02, 0.02, color="#fdd49e", alpha=0.6, lw=0)
-        for meth, ls, mk, ms in (("lp", "-", "o", 7), ("ft", "-", "o", 5), ("lpft", "--", "x", 7)):
+        ax.axhline(0.0, color="#fdd49e", lw=5, alpha=0.8, zorder=1)
+        # LP-FT starts at LP's solution; where it never leaves it, its path is one point: a green X
+        # drawn on top of LP's hollow end circle
+        for meth, ls, lw, end_kw, label in (
+                ("lp", "-", 2.2, dict(marker="o", ms=12, mfc="none", mew=2), "w_LP(t), end: o"),
+                ("ft", "-", 2.2, dict(marker="o", ms=5), "w_FT(t), end: dot"),
+                ("lpft", "--", 1.4, dict(marker="X", ms=9, mec="white", mew=0.8),
+                 "w_LP-FT(t): starts at LP's end (X); here it stays there")):
             g = sub[sub.method == meth].sort_values("t")
-            ax.plot(g.w1, g.w2, ls, color=METHOD_COLORS[meth], lw=2.2 if meth != "lpft" else 1.2,
-                    label=f"w_{METHOD_LABELS[meth]}(t), end marked", zorder=3)
+            ax.plot(g.w1, g.w2, ls=ls, color=METHOD_COLORS[meth], lw=lw, label=label, zorder=3)
             end = g[g.t == np.inf].iloc[0]
-            ax.plot(end.w1, end.w2, mk, color=METHOD_COLORS[meth], ms=ms, zorder=4, mew=2)
+            ax.plot(end.w1, end.w2, ls="none", color=METHOD_COLORS[meth], zorder=6 if meth == "lpft" else 5,
+                    **end_kw)
         ax.plot(r0.wstar1, r0.wstar2, "k*", ms=12, label="w*")
         ax.annotate("", xy=(r0.B0_1, r0.B0_2), xytext=(0, 0),
                     arrowprops=dict(arrowstyle="->", color="0.35", lw=0.8), zorder=5)
         label_box = dict(facecolor="white", edgecolor="none", alpha=0.75, pad=0.5)
-        ax.annotate("B0", (r0.B0_1, r0.B0_2), xytext=(-16, 6), textcoords="offset points", color="0.3",
+        ax.annotate("B0", (r0.B0_1, r0.B0_2), xytext=(-22, 8), textcoords="offset points", color="0.3",
                     fontsize=7, bbox=label_box, zorder=6)
         ft_end = sub[(sub.method == "ft") & (sub.t == np.inf)].iloc[0]
         ax.annotate("", xy=(ft_end.B1, ft_end.B2), xytext=(0, 0),
@@ -60,18 +66,23 @@ def main(results_dir=None, out_dir=None) -> list:
                      f"FT {ft_end.ood_err_e2:.3f}, LP {lp_end.ood_err_e2:.3f}", fontsize=8)
         xs = np.concatenate([sub.w1, sub.B1, [0, r0.wstar1]])
         ys = np.concatenate([sub.w2, sub.B2, [0, r0.wstar2]])
-        # a square data window around everything drawn: equal aspect without squashing a panel
-        # into a strip when the paths are nearly flat (beta = 0)
         pad = 0.15
         x0, x1 = xs.min() - pad, xs.max() + 2.5 * pad
-        y0, y1 = min(ys.min(), -0.05) - pad, ys.max() + pad
-        span = max(x1 - x0, y1 - y0)
-        xc, yc = (x0 + x1) / 2, (y0 + y1) / 2
-        ax.set_xlim(xc - span / 2, xc + span / 2)
-        ax.set_ylim(yc - span / 2, yc + span / 2)
-        ax.set_aspect("equal", adjustable="box")
-        ax.text(xc - span / 2 + 0.03 * span, -0.03 - 0.02 * span, "ID axis (S = span e1)", fontsize=7,
-                color="#b35806", va="top")
+        if np.ptp(ys) < 0.25 * np.ptp(xs):
+            # nearly flat paths (beta = 0): a square window would pile them onto the axis; stretch y
+            ypad = 0.25 * max(np.ptp(ys), 1e-3)
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(ys.min() - 1.5 * ypad, ys.max() + ypad)
+            ax.set_title(ax.get_title() + "\n(y axis stretched: the paths are nearly flat)", fontsize=8)
+        else:   # a square data window: equal aspect, the true angles
+            y0, y1 = min(ys.min(), -0.05) - pad, ys.max() + pad
+            span = max(x1 - x0, y1 - y0)
+            xc, yc = (x0 + x1) / 2, (y0 + y1) / 2
+            ax.set_xlim(xc - span / 2, xc + span / 2)
+            ax.set_ylim(yc - span / 2, yc + span / 2)
+            ax.set_aspect("equal", adjustable="box")
+        ax.annotate("ID axis (S = span e1)", (0.02, 0.0), xycoords=("axes fraction", "data"), xytext=(0, -4),
+                    textcoords="offset points", fontsize=7, color="#b35806", va="top")
         ax.set_xlabel("x1 (ID direction)")
         ax.set_ylabel("x2 (OOD direction)")
     for ax in list(axes.flat)[len(cases):]:
@@ -80,7 +91,7 @@ def main(results_dir=None, out_dir=None) -> list:
                frameon=False)
     fig.suptitle("2-D toy: FT moves B only along the ID axis (I1), so its OOD error stays O(1); "
                  "LP's (= LP-FT's) is O(a)", fontsize=10)
-    return save(fig, out_dir, "toy2d")
+    return save(fig, out_dir, "toy2d", df)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import traceback
 from pathlib import Path
 
 from experiments._checks import CHECK_STATUSES, DECADES_BELOW, MAX_DECADES, Status, validate_row
-from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, executor_from_args,
-                                 git_revision, package_versions)
+from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, check_writable,
+                                 executor_from_args, git_revision, package_versions, require_writable)
 
 #: The experiments behind the claims, in the order of THEORY.md §3-§6.
 CLAIM_EXPERIMENTS = (
@@ -156,7 +156,7 @@ def _run_experiment(name, quick, seed, cache, force, figures, fig_dir, out, log)
 
     mod = importlib.import_module(f"experiments.{name}")
     config = mod.Config.quick(seed) if quick else mod.Config.full(seed)
-    records = mod.run(config, out=cache, force=force, progress=False)
+    records = mod.run(config, out=cache, force=force, progress=True)   # per-unit lines with an ETA
     rows = apply_findings(name, mod.check(pd.DataFrame.from_records(records), config),
                           getattr(mod, "FINDINGS", {}), observations=getattr(mod, "OBSERVATIONS", {}))
     if figures:  # a figure that fails is an error row of its own; it does not hide the claims' rows
@@ -254,6 +254,9 @@ def run_checks(quick: bool = True, seed: int = 0, out: Path = DEFAULT_OUT, cache
     out = Path(out)
     cache = Path(cache) if cache is not None else DEFAULT_RESULTS
     fig_dir = out / "figures"
+    for what, folder in (("out", out), ("cache", cache), ("out (figures)", fig_dir if figures else None)):
+        if folder is not None:      # before any computation: a report that cannot be written costs nothing
+            check_writable(folder, what)
     t_start = time.perf_counter()
     rows, timings = [], {}
     for name in valid_names():
@@ -445,6 +448,8 @@ def main(argv=None) -> int:
     if args.empirical is not None and not args.empirical.is_dir():
         ap.error(f"--empirical {args.empirical}: no such folder (run experiments.empirical_gpu first, or leave "
                  "the option out)")
+    require_writable(ap, {"--out": args.out, "--cache": args.cache if args.cache is not None else DEFAULT_RESULTS,
+                          "--out (its figures/ folder)": None if args.no_figures else args.out / "figures"})
     try:
         with executor_from_args(args, ap):
             report = run_checks(args.quick, args.seed, args.out, args.cache, args.only, args.force,

@@ -304,4 +304,4 @@ def test_unwritable_folders_are_refused_before_any_work(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             exp.main(["--quick", flag, str(afile)])
         assert e.value.code == 2
-        assert f"{flag} {afile}: not a writable folder" in capsys.readouterr().err
+        assert f"option `{flag}`: {afile} exists and is not a folder" in capsys.readouterr().err
