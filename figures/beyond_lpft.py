@@ -34,7 +34,7 @@ def _pos(params):
 
 
 def main(results_dir=None, out_dir=None) -> list:
-    from experiments.beyond_lpft import Config, families, selected
+    from experiments.beyond_lpft import families, selected
     df = load_records("beyond_lpft", out=results_dir)
     df = df[~df.family.str.startswith("xcheck")]
     plt = setup()

@@ -54,7 +54,7 @@ def main(results_dir=None, out_dir=None) -> list:
         if j == len(eps_vals) - 1:
             ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Theorem 3.3 on these instances: FT's OOD loss stays above the bound at all t; LP reaches O(eps$^2$) "
-                 f"(large shift, rho = 0.99, zero head; the two bound forms coincide when |w*| = 1)", fontsize=11)
+                 "(large shift, rho = 0.99, zero head; the two bound forms coincide when |w*| = 1)", fontsize=11)
     fig.tight_layout()
     return save(fig, out_dir, "ood_vs_time", df)
 

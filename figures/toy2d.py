@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from experiments._common import load_records
-from figures._style import METHOD_COLORS, METHOD_LABELS, save, setup
+from figures._style import METHOD_COLORS, save, setup
 
 
 def _select_cases(df) -> list:
