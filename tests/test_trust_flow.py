@@ -436,3 +436,60 @@ def test_policy_seconds_time_each_host_stage():
     tl.simulate_batch(ps, "ft", [0.0, 1.0, np.inf], workers=1)
     p2 = policy_seconds()
     assert all(p2[k] >= p1[k] for k in p2) and p2["stop"] > p1["stop"]
+
+
+# ----------------------------------------------------------------------------- the policy (issue 19)
+def test_policy_is_explicit_transitions_and_the_one_fallback_rule():
+    """The fallback rule integrates again with the other solver at the strict steady rule,
+    never repeating an integration that already ran (deterministic: it would end the same
+    way). Today's finding: the old shared ``fallback`` flag skipped the certificate fallback
+    after a step-limit switch exactly when that fallback had already run; the rule says so."""
+    from twolayer import _solve, policy
+    p = tl.make_problem(0, 10, 2, 3, 5, 0.3)
+    s2, c, G0, _ = p.reduced
+    cfg = tl.FlowConfig()
+    case = policy.Case(s2, c, p.v0, G0, 1.0)
+    job = _solve.Job(s2, c, p.v0, G0, 1e-8, 0.0, 1e-10, 1e-12, "dopri8", 1e6, 1e-3)
+    alt = policy.fallback_job(case, job, cfg, "kvaerno5", "step limit")
+    assert alt.solver == "kvaerno5" and alt.steady_rtol == cfg.steady_rtol and case.stiff
+    case.tried.add(policy._identity(alt))
+    assert policy.fallback_job(case, job, cfg, "kvaerno5", "certificate failed") is None
+    assert policy.fallback_job(case, job, cfg, None, "no fallback solver") is None
+    assert policy._other_solver("dopri8", cfg) == "kvaerno5" and policy._other_solver("kvaerno5", cfg) == "dopri8"
+
+
+def test_policy_failures_are_values_and_the_result_is_decided_at_the_end():
+    """start / after_solve / finish return Integrate, Stop, Hold, Done or Fail; a failure is a
+    Fail holding its SolverError (never a raise out of the policy)."""
+    import time
+
+    from twolayer import _solve, policy
+    from twolayer.errors import SolverStepLimitError
+    p = tl.make_problem(0, 10, 2, 3, 5, 0.3)
+    s2, c, G0, _ = p.reduced
+    cfg = tl.FlowConfig(fallback_solver=None, retry_schedule=(1.0,))
+    ts = np.array([0.0, np.inf])
+    ctx = policy.Context(ts, cfg.t_inf_max, True, cfg, _solve.result_codes(), False, time.perf_counter(), 1)
+    case = policy.Case(s2, c, p.v0, G0, 1.0)
+    first = policy.start(case, ctx)
+    assert isinstance(first, policy.Integrate)
+    codes = ctx.codes
+    k, m = G0.shape
+    raw = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), p.v0, G0, 0.5, codes["max_steps"], np.array([9, 9, 0]))
+    end = policy.after_solve(case, first.job, raw, ctx)
+    assert isinstance(end, policy.Fail) and isinstance(end.error, SolverStepLimitError)
+    tr = tl.simulate(p, "ft", ts)
+    assert tr.result is tl.FlowResult.STEADY_TAIL
+
+
+def test_step_limit_from_a_large_head_says_the_flow_is_stiff_and_why():
+    """Issue 22: Problem(..., v0=1e3) FT hit the step limit with no word on the cause."""
+    from twolayer.errors import SolverStepLimitError
+    p0 = tl.make_problem(0, 20, 2, 6, 10, 0.3)
+    p = tl.Problem(p0.B_star, p0.v_star, p0.B0, p0.X, v0=np.full(2, 1e3))
+    with pytest.raises(SolverStepLimitError, match=r"stiff.*dominated by the head.*rescale") as info:
+        tl.simulate(p, "ft", [0.0, np.inf], max_steps=2000, fallback_solver=None)
+    assert "1 / L" in str(info.value)
+    from twolayer.stiffness import diagnose
+    s2, c, G0, _ = p0.reduced
+    assert diagnose(s2, c, p0.v0, G0, 1.0, 100) is None       # a normal step: not stiff
