@@ -17,53 +17,36 @@ Regularised FT is the gradient flow of
 
     F_lam(v, B) = ||X B^T v - y||^2 + lam ||B - B0||_F^2      (+ lam ||v||^2 if reg_head)
 
-from (v0, B0), v0 ~ N(0, head_scale^2 I_k). Our choice: the head is NOT penalised
-(``reg_head=False``): the pretrained model has no head to pull toward. The penalty's
-gradient 2 lam (B - B0) has rows in S whenever B - B0 does, so I1 holds exactly
-(THEORY.md §3) and the flow lives in the reduced coordinates of ``twolayer.flow``:
-B = B0 + (G - G0) Q_S^T, G = B Q_S (k x m), with r = s^2 (G^T v) - s (U_m^T y),
+from (v0, B0), v0 ~ N(0, head_scale^2 I_k), taken to its certified limit by the library
+(:func:`twolayer.regularized.regularized_limit`: the reduced flow of ``twolayer._field`` with
+its lam terms, integrated to a steady stop, Newton-polished and certified; solver tolerances
+``limit_*``, ``grad_rtol``, ``dist_rtol``, ``ood_rtol``, ``t_max``, ``n_tighten`` below). Our
+choice: the head is NOT penalised (``reg_head=False``): the pretrained model has no head to
+pull toward. A limit that fails its certificate raises
+:class:`twolayer.errors.NotConvergedError`; ``check`` refuses records without a passed
+certificate.
 
-    dv/dt = -2 G r - 2 lam_v v,        dG/dt = -2 v r^T - 2 lam (G - G0).
-
-It is integrated in float64 with scipy's stiff-switching ``LSODA`` and the analytic
-Jacobian (``limit_rtol``/``limit_atol``, Radau from the same state if LSODA fails) until the
-steady-state event ||grad F_lam|| <= grad_rtol * ||grad F_lam(start)|| fires. The flow is
-stiff (THEORY.md §8) and, for small lam, slow: it first reaches the FT interpolation set
-and then slides along it at a rate ~ 2 lam (lam = 1e-3 needs t ~ 1e5), so every lam is
-integrated to its own convergence time, never to a fixed t_end (the old t_end = 100 left
-lam = 0.01 and 0.1 unconverged). The stop is then polished by Newton's method on
-grad F_lam = 0 and certified (:func:`certify`): no negative curvature beyond noise at the
-stop, halfway along the first Newton step and at the limit (not a saddle); the first Newton
-step contracts the gradient >= 100x (the stop lies in the limit's quadratic basin); the last
-step is <= dist_rtol (1 + ||z||) and moves L_ood by <= ood_rtol. The limit does not depend
-on the integrator's accuracy (tests: LSODA at 1e-8 vs Radau at 1e-10 agree to 1e-8 in
-L_ood). A limit that fails its certificate after ``n_tighten`` tightenings of the event
-raises :class:`NotConvergedError`; ``check`` refuses records without a passed certificate.
-
-No limit. With the head not penalised, F_lam need not have a minimizer: along v = rho u,
-B - B0 = v (a - G0^T v)^T / rho^2 fits the data exactly at a penalty tending to
-lam |G0^T u|^2, so inf F_lam <= lam sigma_min(G0)^2 at |v| = infinity, and for small lam
-the flow runs off there (measured, quick seed 3, lam = 0.01: |v| = 243 at t = 1e9 and 5263
-at t = 1e13, F -> lam sigma_min(G0)^2 = 0.0036337 from above, L_ood 6e4 -> 3e7). A stop
-with F at or above that infimum and |v| grown NO_LIMIT_HEAD-fold is on that run-off
-(:class:`NoLimitError`), even when it passes the certificate, whose tolerances grow with
-|v|^2 (seed 2, instance 2004, lam = 1: "certified" at |v| = 507). Such a lam has no limit to
-compare: it is recorded with ``has_limit=False`` and left out of the selection, and the
-check says how often it happened.
+No limit. With the head not penalised, F_lam need not have a minimizer: its infimum
+lam sigma_min(G0)^2 lies at |v| = infinity, and for small lam the flow runs off there
+(:mod:`twolayer.regularized`; measured, quick seed 3, lam = 0.01: |v| = 243 at t = 1e9 and
+5263 at t = 1e13). The library raises :class:`twolayer.errors.NoLimitError` for such a lam,
+even where a stop passes the certificate (seed 2, instance 2004, lam = 1: "certified" at
+|v| = 507). Such a lam has no limit to compare: it is recorded with ``has_limit=False`` and
+left out of the selection, and the check says how often it happened.
 
 The claim is decided over instances by a one-sided sign test at 1%
 (:func:`experiments._checks.sign_test`: with 8 instances LP-FT must win on all 8). The
 comparison is close once lam is selected (a few percent either way), so either outcome is
 a result (OBSERVATIONS): a rule over 2 instances passed at seed 0 and failed at seed 2.
 
-Cross-checks: the reduced flow equals the full-state flow (v, B) in R^{k + k d}
-(:func:`regularized_flow`, scipy LSODA, no projection onto S) at lam = ``lam_check``
+Cross-checks: the reduced flow (:func:`twolayer.regularized.regularized_flow`) equals the
+full-state flow (v, B) in R^{k + k d} (:func:`twolayer.reference.regularized_reference`,
+scipy LSODA, no projection onto S) at lam = ``lam_check``
 over t in [0, t_end], and that full-state flow keeps I1; at lam = 0 the reduced flow
 equals the core FT flow (``twolayer.simulate``) at every time, the limit included.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -71,6 +54,9 @@ import numpy as np
 
 from experiments._checks import DECADES_BELOW, decades_below, sign_test
 from experiments._common import cli, run_sweep
+from twolayer.errors import NoLimitError, NotConvergedError
+from twolayer.reference import regularized_reference
+from twolayer.regularized import NO_LIMIT_HEAD, regularized_flow, regularized_limit
 
 NAME = "regularization"
 CLAIM = ("FT with L2 regularisation toward the pretrained features and a random head, its "
@@ -100,28 +86,6 @@ OBSERVATIONS: dict[str, str] = {
 }
 
 
-class NotConvergedError(RuntimeError):
-    """The regularised flow did not reach a certified steady state."""
-
-
-class NoLimitError(NotConvergedError):
-    """F_lam has no minimizer: its infimum lam sigma_min(G0)^2 lies at infinity (head not
-    penalised), and the flow runs off there: |v| grows without bound, B - B0 shrinks like
-    1 / |v| and F decreases to that infimum (:func:`regularized_limit`). Not a solver
-    failure: the regularised limit does not exist for this lam."""
-
-    def __init__(self, msg: str, **numbers):
-        super().__init__(msg)
-        self.numbers = numbers
-
-
-#: A stop state is on the run-off to |v| = infinity when F is at or above its infimum at
-#: infinity (no finite minimizer can do better than that) and |v| has grown to at least
-#: NO_LIMIT_HEAD times max(1, |v0|). Measured: true limits sit far below it (F 99.6% below at
-#: lam = 100, |v| ~ 1); run-off states 0.1-4% above it with |v| 51-1600.
-NO_LIMIT_HEAD = 10.0
-
-
 @dataclass(frozen=True)
 class Config:
     seed: int = 0
@@ -142,7 +106,7 @@ class Config:
     lam_check: float = 1.0       # lam of the reduced vs full-state cross-check
     limit_solver: str = "LSODA"  # stiff-switching integrator of the flow to its steady stop
     limit_fallback: str = "Radau"  # used from the same state if limit_solver fails
-    limit_rtol: float = 1e-8     # (the stop is then Newton-polished and certified, see certify)
+    limit_rtol: float = 1e-8     # (the stop is then Newton-polished and certified: twolayer.regularized.certify)
     limit_atol: float = 1e-10
     solver: str = "Radau"        # implicit integrator of the finite-time reduced flow (cross-checks)
     full_solver: str = "LSODA"   # full-state cross-check integrator
@@ -188,284 +152,6 @@ def times(config: Config) -> np.ndarray:
 def units(config: Config) -> list[dict]:
     return [{"eps": float(e), "eps_index": i, "rep": j}
             for i, e in enumerate(config.eps_grid) for j in range(config.n_seeds)]
-
-
-# ---------------------------------------------------------------- the regularised flow
-def regularized_flow(p, lam: float, ts, v0, *, reg_head=False, solver="LSODA", rtol=1e-10,
-                     atol=1e-12):
-    """Full-state gradient flow of ||X B^T v - y||^2 + lam ||B - B0||_F^2 (+ lam ||v||^2).
-
-    The cross-check integrator: state (v, B) in R^{k + k d}, no use of I1.
-    Returns (v (T, k), B (T, k, d), nfev, ||grad|| at ts[-1]). Raises RuntimeError if
-    solve_ivp fails.
-    """
-    from scipy.integrate import solve_ivp
-    k, d = p.k, p.d
-    XtX, Xty, B0 = p.X.T @ p.X, p.X.T @ p.y, p.B0
-    lam_v = lam if reg_head else 0.0
-
-    def rhs(t, z):
-        v, B = z[:k], z[k:].reshape(k, d)
-        g = XtX @ (B.T @ v) - Xty
-        dv = -2.0 * (B @ g) - 2.0 * lam_v * v
-        dB = -2.0 * np.outer(v, g) - 2.0 * lam * (B - B0)
-        return np.concatenate([dv, dB.ravel()])
-
-    z0 = np.concatenate([np.asarray(v0, float), B0.ravel()])
-    ts = np.asarray(ts, float)
-    sol = solve_ivp(rhs, (0.0, float(ts[-1])), z0, method=solver, t_eval=ts, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise RuntimeError(f"regularised flow failed (lam={lam}, {solver}): {sol.message}")
-    Z = sol.y.T
-    grad = -rhs(0.0, Z[-1])
-    return Z[:, :k], Z[:, k:].reshape(-1, k, d), int(sol.nfev), float(np.linalg.norm(grad))
-
-
-class ReducedRegFlow:
-    """Reduced-coordinate regularised flow z = (v, vec G) (module docstring), float64.
-
-    ``field(z)`` is -grad F_lam(z); ``jac(z)`` its Jacobian, i.e. minus the Hessian of
-    F_lam (F_lam = ||diag(s) G^T v - U_m^T y||^2 + lam ||G - G0||_F^2 + lam_v ||v||^2 + const).
-    """
-
-    def __init__(self, p, lam: float, reg_head: bool = False):
-        self.p = p
-        self.lam = float(lam)
-        self.lam_v = self.lam if reg_head else 0.0
-        self.s2, self.c, self.G0, self.resid2 = p.reduced
-        self.k, self.m = self.G0.shape
-
-    def split(self, z):
-        return z[..., :self.k], z[..., self.k:].reshape(z.shape[:-1] + (self.k, self.m))
-
-    def pack(self, v, G):
-        return np.concatenate([np.asarray(v, float), np.asarray(G, float).ravel()])
-
-    def field(self, z):
-        v, G = self.split(z)
-        r = self.s2 * (G.T @ v) - self.c
-        dv = -2.0 * (G @ r) - 2.0 * self.lam_v * v
-        dG = -2.0 * np.outer(v, r) - 2.0 * self.lam * (G - self.G0)
-        return np.concatenate([dv, dG.ravel()])
-
-    def objective(self, z) -> float:
-        """F_lam(z) without its constant: ||diag(s) G^T v - s^-1 c||^2 + lam ||G - G0||^2 + lam_v ||v||^2."""
-        v, G = self.split(np.asarray(z, float))
-        s = np.sqrt(self.s2)
-        return float(np.sum((s * (G.T @ v) - self.c / s) ** 2) + self.lam * np.sum((G - self.G0) ** 2)
-                     + self.lam_v * float(v @ v))
-
-    def infimum_at_infinity(self) -> float:
-        """inf of F_lam along |v| -> infinity: lam sigma_min(G0)^2 with the head not penalised
-        (v = rho u, B - B0 = v (a - G0^T v)^T / rho^2 fits exactly at a penalty tending to
-        lam |G0^T u|^2), inf with a penalised head (F is then coercive)."""
-        if self.lam_v > 0 or self.lam == 0:
-            return float("inf")
-        return self.lam * float(np.linalg.svd(self.G0, compute_uv=False).min()) ** 2
-
-    def jac(self, z):
-        k, m, s2 = self.k, self.m, self.s2
-        v, G = self.split(z)
-        r = s2 * (G.T @ v) - self.c
-        Ik, Im = np.eye(k), np.eye(m)
-        J = np.empty((k + k * m, k + k * m))
-        J[:k, :k] = -2.0 * (G * s2) @ G.T - 2.0 * self.lam_v * Ik
-        JvG = -2.0 * (np.einsum("ia,b->iab", Ik, r) + np.einsum("ib,b,a->iab", G, s2, v))
-        J[:k, k:] = JvG.reshape(k, k * m)
-        J[k:, :k] = J[:k, k:].T
-        JGG = -2.0 * np.einsum("i,a,j,jb->ijab", v, v, s2, Im) \
-            - 2.0 * self.lam * np.einsum("ia,jb->ijab", Ik, Im)
-        J[k:, k:] = JGG.reshape(k * m, k * m)
-        return J
-
-    def vB(self, z):
-        v, G = self.split(np.asarray(z, float))
-        return v, self.p.B_from_G(G)
-
-
-def regularized_flow_reduced(p, lam: float, ts, v0, *, reg_head=False, solver="Radau", rtol=1e-10,
-                             atol=1e-12):
-    """The reduced regularised flow at finite times ``ts``: (v (T, k), B (T, k, d), nfev)."""
-    from scipy.integrate import solve_ivp
-    fl = ReducedRegFlow(p, lam, reg_head)
-    ts = np.asarray(ts, float)
-    z0 = fl.pack(v0, fl.G0)
-    sol = solve_ivp(lambda t, z: fl.field(z), (0.0, float(ts[-1])), z0, method=solver, t_eval=ts,
-                    rtol=rtol, atol=atol, jac=lambda t, z: fl.jac(z))
-    if not sol.success:
-        raise RuntimeError(f"reduced regularised flow failed (lam={lam}, {solver}): {sol.message}")
-    v, B = fl.vB(sol.y.T)
-    return v, B, int(sol.nfev)
-
-
-def _newton_step(fl: ReducedRegFlow, z, null_rtol: float):
-    """Pseudo-inverse Newton step H^+ grad F_lam at z, with the Hessian's eigenvalues."""
-    g = -fl.field(z)
-    h, E = np.linalg.eigh(-fl.jac(z))
-    pos = h > null_rtol * float(np.max(np.abs(h)))
-    gE = E.T @ g
-    return E[:, pos] @ (gE[pos] / h[pos]), h, float(np.linalg.norm(gE[~pos])), g
-
-
-def certify(fl: ReducedRegFlow, z_stop, *, grad_tol: float, dist_rtol: float = 1e-8,
-            ood_rtol: float = 1e-9, max_newton: int = 8, hess_rtol: float = 1e-8,
-            null_rtol: float = 1e-9, floor_rtol: float = 1e-13) -> dict:
-    """Polish the flow's steady stop ``z_stop`` by Newton's method and certify the limit.
-
-    The flow is stopped once ||grad F_lam|| <= grad_tol; the rest of the way to the limit
-    (slow for small lam: rate ~ 2 lam) is covered by pseudo-inverse Newton steps on
-    grad F_lam = 0. With H the Hessian of F_lam (eigenvalues h), the limit is certified when
-    (a) ``curvature``: min h >= -hess_rtol max|h| at the stop, halfway along the first Newton
-        step and at the polished point (a minimum, not a saddle: the flow near the FT
-        interpolation manifold crosses regions of negative curvature for small lam);
-    (b) ``null_gradient``: the gradient's component on the near-null eigenvectors
-        (|h| <= null_rtol max|h|; lam = 0 has a manifold of minima) is <= grad_tol;
-    (c) ``newton_contracts``: the first Newton step reduces ||grad|| at least 100x (the
-        quadratic model holds between the stop and the limit), unless ||grad|| at the
-        stop is already at the rounding floor floor_rtol ||H|| (1 + ||z||);
-    (d) ``newton_converged``: the last Newton step is <= dist_rtol (1 + ||z||);
-    (e) ``ood_converged``: that last step changes L_ood by <= ood_rtol (relative).
-    Returns the polished state ``z``, the numbers and ``certified``/``failed``.
-    """
-    import twolayer as tl
-
-    def ood(z_):
-        v_, B_ = fl.vB(z_)
-        return float(tl.ood_loss(fl.p, v_, B_))
-
-    z = np.array(z_stop, float)
-    step, h_stop, null_g, g = _newton_step(fl, z, null_rtol)
-    g_stop = float(np.linalg.norm(g))
-    floor = floor_rtol * float(np.max(np.abs(h_stop))) * (1.0 + float(np.linalg.norm(z)))
-    h_mid = _newton_step(fl, z - 0.5 * step, null_rtol)[1]
-    g_one = float(np.linalg.norm(fl.field(z - step)))
-    contracted = bool(g_one <= 1e-2 * g_stop or g_stop <= floor)
-    n_newton = 0
-    while n_newton < max_newton:
-        z = z - step
-        n_newton += 1
-        step, h_end, _, g_end = _newton_step(fl, z, null_rtol)
-        if np.linalg.norm(step) <= dist_rtol * (1.0 + float(np.linalg.norm(z))):
-            break
-    dist = float(np.linalg.norm(step))
-    ood_stop, ood_end = ood(z_stop), ood(z)
-    last_change = abs(ood(z - step) - ood_end) / max(abs(ood_end), 1e-300)
-    ok = dict(curvature=bool(min(h_.min() / np.max(np.abs(h_)) for h_ in (h_stop, h_mid, h_end)) >= -hess_rtol),
-              null_gradient=bool(null_g <= grad_tol), newton_contracts=contracted,
-              newton_converged=bool(dist <= dist_rtol * (1.0 + float(np.linalg.norm(z)))),
-              ood_converged=bool(last_change <= ood_rtol))
-    return dict(z=z, grad_norm_stop=g_stop, grad_norm=float(np.linalg.norm(g_end)), hess_min=float(h_end.min()),
-                hess_max=float(h_end.max()), n_null=int(np.sum(h_end <= null_rtol * np.max(np.abs(h_end)))),
-                null_grad=null_g, newton_moved=float(np.linalg.norm(z - z_stop)), newton_dist=dist,
-                n_newton=n_newton, ood_newton_change=abs(ood_end - ood_stop) / max(abs(ood_end), 1e-300),
-                ood_last_change=last_change, certified=all(ok.values()),
-                failed=[name for name, good in ok.items() if not good])
-
-
-def _no_limit(fl: ReducedRegFlow, z, v0, t: float) -> NoLimitError | None:
-    """The :class:`NoLimitError` for the state ``z`` reached at time ``t`` when it is on the
-    run-off to |v| = infinity: F at or above its infimum at infinity (lower values exist out
-    there, so this is no global minimizer) and |v| grown to NO_LIMIT_HEAD times max(1, |v0|);
-    else None. Refusing such a state errs on the safe side: a local minimizer out there would
-    be refused too, never a wrong limit accepted."""
-    F_end, F_inf = fl.objective(z), fl.infimum_at_infinity()
-    v_end, _ = fl.split(np.asarray(z, float))
-    v_norm, v_ref = float(np.linalg.norm(v_end)), max(1.0, float(np.linalg.norm(v0)))
-    if not (F_end >= F_inf and v_norm >= NO_LIMIT_HEAD * v_ref):
-        return None
-    return NoLimitError(
-        f"lam={fl.lam}: F_lam has no minimizer: at t={t:.3g} |v| = {v_norm:.3g} ({v_norm / v_ref:.3g}x "
-        f"max(1, |v0|)) and F = {F_end:.10g} is {F_end / F_inf - 1:.2%} above its infimum at infinity "
-        f"lam sigma_min(G0)^2 = {F_inf:.10g}: the flow runs off to |v| = infinity",
-        lam=fl.lam, t_end=t, F_end=F_end, F_inf=F_inf, v_norm=v_norm)
-
-
-def _limit(fl: ReducedRegFlow, cert: dict, v0, t: float, stats: dict) -> dict:
-    """The certified limit as returned by :func:`regularized_limit`, unless the polished state
-    is on the run-off to |v| = infinity (:func:`_no_limit`): the certificate's tolerances are
-    relative to the Hessian's largest eigenvalue, which grows like |v|^2 there, so a point of
-    the run-off can pass them (measured: quick seed 2, instance 2004, lam = 1, certified at
-    |v| = 507 = 250 |v0|, F 0.4% above its infimum at infinity, |v| 988 after 1e9 more)."""
-    z = cert.pop("z")
-    no_limit = _no_limit(fl, z, v0, t)
-    if no_limit is not None:
-        raise no_limit
-    v, B = fl.vB(z)
-    cert.pop("failed")
-    return dict(v=v, B=B, **stats, **cert)
-
-
-def regularized_limit(p, lam: float, v0, *, reg_head=False, solver="LSODA", rtol=1e-8, atol=1e-10,
-                      grad_rtol=1e-8, dist_rtol=1e-8, ood_rtol=1e-9, t_max=1e9, n_tighten=3,
-                      fallback="Radau") -> dict:
-    """Integrate the reduced regularised flow from (v0, B0) to a certified limit.
-
-    Stops at the event ||grad F_lam(z)|| <= grad_rtol * ||grad F_lam(z0)||, then polishes
-    and certifies the stop (:func:`certify`); an uncertified stop is continued with the
-    event tightened 100x, at most ``n_tighten`` times. A failure of ``solver`` (LSODA can
-    stall in the slow phase of small lam) is retried from the same state with ``fallback``.
-    If the event never fires by ``t_max`` (the gradient stalls at the integrator's accuracy
-    floor, above the threshold), the state at ``t_max`` is certified the same way instead.
-    A stop (certified or not) whose F is at or above its infimum at infinity with a head
-    grown NO_LIMIT_HEAD-fold is on the run-off to |v| = infinity: F_lam has no minimizer,
-    :class:`NoLimitError` (:func:`_no_limit`).
-    Returns v, B (the limit), the stop time ``t_steady``, ``nfev``, ``solver_used`` and the
-    certificate. Raises :class:`NotConvergedError` if no
-    certified limit is reached by ``t_max`` (or the solver fails).
-    """
-    from scipy.integrate import solve_ivp
-    fl = ReducedRegFlow(p, lam, reg_head)
-    z = fl.pack(v0, fl.G0)
-    g0 = float(np.linalg.norm(fl.field(z)))
-    if g0 == 0.0:
-        raise NotConvergedError(f"lam={lam}: the start is stationary (zero gradient); a saddle or a "
-                                "minimum cannot be told apart without a perturbation - use a nonzero head")
-    t, nfev, tol, used = 0.0, 0, grad_rtol * g0, solver
-    for attempt in range(n_tighten + 1):
-        def steady(_t, y, tol=tol):
-            return float(np.linalg.norm(fl.field(y))) - tol
-        steady.terminal, steady.direction = True, -1
-        if float(np.linalg.norm(fl.field(z))) > tol:
-            for used in dict.fromkeys((solver, fallback)):
-                with warnings.catch_warnings():
-                    # LSODA warns before it fails; the failure is handled (fallback) or raised
-                    warnings.filterwarnings("ignore", message="lsoda", category=UserWarning)
-                    sol = solve_ivp(lambda _t, y: fl.field(y), (t, t_max), z, method=used, rtol=rtol,
-                                    atol=atol, jac=lambda _t, y: fl.jac(y), events=steady)
-                nfev += int(sol.nfev)
-                if sol.status != -1:
-                    break
-            if sol.status == -1:
-                raise NotConvergedError(f"lam={lam}: {solver} and {fallback} failed at t={sol.t[-1]:.3g}: "
-                                        f"{sol.message}")
-            if sol.status == 0:
-                # No event by t_max: the gradient can stall above the event's threshold at the
-                # integrator's own accuracy floor (measured: ||grad|| 8.2e-8 > 2.7e-8 at lam =
-                # 0.01). The end state is then near the limit: it counts only if Newton from
-                # there passes the same certificate as a stop.
-                t, z = float(sol.t[-1]), sol.y[:, -1]
-                cert = certify(fl, z, grad_tol=tol, dist_rtol=dist_rtol, ood_rtol=ood_rtol)
-                if cert["certified"]:
-                    return _limit(fl, cert, v0, t, dict(t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0,
-                                                        grad_tol=tol, n_tightened=attempt))
-                no_limit = _no_limit(fl, z, v0, t)
-                if no_limit is not None:
-                    raise no_limit
-                raise NotConvergedError(f"lam={lam}: no steady state by t_max={t_max:g} "
-                                        f"(||grad|| = {np.linalg.norm(fl.field(z)):.2e} > {tol:.2e}), and "
-                                        f"Newton from there fails its certificate ({', '.join(cert['failed'])})")
-            t, z = float(sol.t_events[0][0]), sol.y_events[0][0]
-        cert = certify(fl, z, grad_tol=tol, dist_rtol=dist_rtol, ood_rtol=ood_rtol)
-        if cert["certified"]:
-            return _limit(fl, cert, v0, t, dict(t_steady=t, nfev=nfev, solver_used=used, grad_norm0=g0,
-                                                grad_tol=tol, n_tightened=attempt))
-        no_limit = _no_limit(fl, z, v0, t)
-        if no_limit is not None:          # an uncertified stop on the run-off: integrating on cannot help
-            raise no_limit
-        tol *= 1e-2
-    raise NotConvergedError(f"lam={lam}: stop at t={t:.3g} not certified after {n_tighten} tightenings "
-                            f"(failed: {cert['failed']}; ||grad|| {cert['grad_norm']:.2e}, Newton distance "
-                            f"{cert['newton_dist']:.2e}, min Hessian eigenvalue {cert['hess_min']:.2e})")
 
 
 # ---------------------------------------------------------------- the experiment
@@ -538,9 +224,9 @@ def compute(config: Config, unit: dict) -> list[dict]:
         rows.append(dict(base, method="regft", lam=float(lam), t=np.inf, has_limit=True,
                          **_metrics(p, lim["v"], lim["B"], X_val, y_val), **extra))
     # cross-check 1: reduced vs full-state flow at lam_check, and I1 along the full state
-    v_r, B_r, _ = regularized_flow_reduced(p, config.lam_check, ts, p.v0, **kw)
-    v_f, B_f, nfev_f, _ = regularized_flow(p, config.lam_check, ts, p.v0, reg_head=config.reg_head,
-                                           solver=config.full_solver, rtol=config.rtol, atol=config.atol)
+    v_r, B_r, _ = regularized_flow(p, config.lam_check, ts, p.v0, **kw)
+    v_f, B_f, nfev_f, _ = regularized_reference(p, config.lam_check, ts, p.v0, reg_head=config.reg_head,
+                                                solver=config.full_solver, rtol=config.rtol, atol=config.atol)
     i1 = np.linalg.norm((B_f - p.B0) @ p.S_perp_basis, axis=(-2, -1)) / np.linalg.norm(p.B0 @ p.S_perp_basis)
     scale = max(np.abs(v_f).max(), np.abs(B_f).max())
     for it, t in enumerate(ts):
@@ -548,7 +234,7 @@ def compute(config: Config, unit: dict) -> list[dict]:
         rows.append(dict(base, method="xcheck_full", lam=float(config.lam_check), t=float(t),
                          rel_diff=float(diff), i1_rel=float(i1[it]), nfev=nfev_f))
     # cross-check 2: lam = 0 reduced flow (finite t, and the certified limit) vs the core FT flow
-    v0r, B0r, _ = regularized_flow_reduced(p, 0.0, ts, p.v0, **kw)
+    v0r, B0r, _ = regularized_flow(p, 0.0, ts, p.v0, **kw)
     lim0 = limits[0.0]
     ood_red = np.append(tl.ood_loss(p, v0r, B0r), tl.ood_loss(p, lim0["v"], lim0["B"]))
     ood_core = tl.ood_loss(p, ft.v, ft.B)
@@ -590,13 +276,15 @@ def _require_converged(reg) -> None:
     """Raise if any regularised-FT record lacks a passed convergence certificate."""
     missing = [c for c in CERT_COLUMNS if c not in reg.columns]
     if missing:
-        raise NotConvergedError(f"regularised-FT records lack the convergence certificate columns {missing}")
+        raise NotConvergedError(f"regularised-FT records lack the convergence certificate columns {missing}",
+                                "recompute the records with this version (python -m experiments.regularization)")
     reg = reg[_has_limit(reg)]
     cert = reg.certified.astype(str).str.lower().isin(["true", "1", "1.0"])
     if not cert.all():
         bad = reg[~cert]
         raise NotConvergedError("regularised FT not certified converged for (seed, lam) = "
-                                f"{list(zip(bad.seed, bad.lam))}: the comparison would be meaningless")
+                                f"{list(zip(bad.seed, bad.lam))}: the comparison would be meaningless",
+                                "recompute those units; an uncertified limit must raise, never be recorded")
 
 
 def lam_curve(df, seed) -> str:

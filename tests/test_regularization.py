@@ -1,6 +1,7 @@
-"""Regularisation vs LP-FT (experiments/regularization.py, THEORY.md §6): the reduced
-regularised flow and its Jacobian, the convergence certificate, the lam selection on noisy
-held-out ID data (not degenerate), and check() rows that follow the computed numbers."""
+"""Regularisation vs LP-FT (experiments/regularization.py, THEORY.md §6): the lam selection on
+noisy held-out ID data (not degenerate), lams without a limit, and check() rows that follow
+the computed numbers. The flow, its Jacobian and the certified limit are the library's
+(twolayer.regularized): tests/test_regularized.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +12,7 @@ import pytest
 
 from experiments import regularization as reg
 from experiments._common import load_records
+from twolayer.regularized import RegularizedFlow, no_limit_diagnosis, regularized_limit
 
 TINY = dict(d=14, k=2, m=5, n=7)
 
@@ -35,56 +37,6 @@ def _problem(noise=0.03, seed=3):
     return cfg, reg.noisy_problem(cfg, reg.units(cfg)[0])
 
 
-def test_jacobian_is_minus_hessian_and_matches_finite_differences():
-    _, (p, *_rest) = _problem()
-    for lam, head in ((0.0, False), (0.7, False), (0.7, True)):
-        fl = reg.ReducedRegFlow(p, lam, head)
-        rng = np.random.default_rng(0)
-        z = fl.pack(p.v0 + 0.1 * rng.standard_normal(p.k), fl.G0 + 0.1 * rng.standard_normal(fl.G0.shape))
-        J = fl.jac(z)
-        h = 1e-6
-        Jn = np.stack([(fl.field(z + h * e) - fl.field(z - h * e)) / (2 * h) for e in np.eye(z.size)], 1)
-        assert np.abs(J - Jn).max() <= 1e-7 * max(1.0, np.abs(J).max())
-        assert np.abs(J - J.T).max() <= 1e-12 * np.abs(J).max()   # a gradient field
-
-
-def test_reduced_flow_matches_full_state_flow():
-    _, (p, *_rest) = _problem()
-    ts = np.array([0.0, 0.5, 3.0])
-    v_r, B_r, _ = reg.regularized_flow_reduced(p, 0.5, ts, p.v0)
-    v_f, B_f, _, _ = reg.regularized_flow(p, 0.5, ts, p.v0)
-    np.testing.assert_allclose(v_r, v_f, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(B_r, B_f, rtol=1e-7, atol=1e-9)
-
-
-def test_limit_is_certified_and_independent_of_the_integrator():
-    """LSODA at rtol 1e-8 (the default path) and Radau at 1e-10 reach the same certified
-    limit: the Newton-polished stop does not depend on integration error."""
-    import twolayer as tl
-    _, (p, *_rest) = _problem()
-    for lam in (0.0, 3.0):
-        a = reg.regularized_limit(p, lam, p.v0, solver="LSODA", rtol=1e-8, atol=1e-10)
-        b = reg.regularized_limit(p, lam, p.v0, solver="Radau", rtol=1e-10, atol=1e-12)
-        assert a["certified"] and b["certified"]
-        oa, ob = tl.ood_loss(p, a["v"], a["B"]), tl.ood_loss(p, b["v"], b["B"])
-        assert abs(oa - ob) <= 1e-8 * ob
-        fl = reg.ReducedRegFlow(p, lam)
-        g = fl.field(fl.pack(a["v"], a["B"] @ p.S_basis))
-        assert np.linalg.norm(g) <= 1e-9 * a["grad_norm0"]
-        if lam > 0:
-            assert a["hess_min"] > 0   # an isolated minimum
-
-
-def test_unconverged_flow_raises():
-    _, (p, *_rest) = _problem()
-    with pytest.raises(reg.NotConvergedError, match="no steady state"):
-        reg.regularized_limit(p, 0.01, p.v0, t_max=1.0)
-    import twolayer as tl
-    q = tl.Problem(p.B_star, p.v_star, p.B0, p.X, y=np.zeros(p.n))   # (0, B0) is stationary
-    with pytest.raises(reg.NotConvergedError, match="stationary"):
-        reg.regularized_limit(q, 1.0, np.zeros(p.k))
-
-
 def test_selection_is_not_degenerate_with_label_noise(res):
     """The old rule (noise-free ID loss) always picks lam = 0 because plain FT interpolates;
     with noisy labels and a noisy held-out set most instances choose a positive lam (here 6
@@ -104,7 +56,7 @@ def test_noise_free_selection_is_degenerate():
     _, (p, X_val, y_val, _s) = _problem(noise=0.0)
     rows = []
     for lam in (0.0, 0.1, 1.0, 10.0):
-        lim = reg.regularized_limit(p, lam, p.v0)
+        lim = regularized_limit(p, lam, p.v0)
         rows.append(dict(seed=0, lam=lam, **reg._metrics(p, lim["v"], lim["B"], X_val, y_val)))
     r = pd.DataFrame(rows)
     assert reg.select_lam(r, "id_loss")[0].lam == 0.0
@@ -184,28 +136,28 @@ def test_a_lam_without_a_limit_is_diagnosed_recorded_and_not_selected(res):
     from scipy.integrate import solve_ivp
     qcfg = reg.Config.quick(3)
     p, *_ = reg.noisy_problem(qcfg, dict(eps=0.15, eps_index=0, rep=2))
-    fl = reg.ReducedRegFlow(p, 0.01)
+    fl = RegularizedFlow(p, 0.01)
     sol = solve_ivp(lambda _t, y: fl.field(y), (0.0, 1e9), fl.pack(p.v0, fl.G0), method="LSODA", rtol=1e-8,
                     atol=1e-10, jac=lambda _t, y: fl.jac(y))
-    err = reg._no_limit(fl, sol.y[:, -1], p.v0, 1e9)
+    err = no_limit_diagnosis(fl, sol.y[:, -1], p.v0, 1e9)
     assert isinstance(err, reg.NoLimitError) and "no minimizer" in str(err)
     nb = err.numbers
     assert nb["F_inf"] <= nb["F_end"] <= nb["F_inf"] * 1.01 and nb["v_norm"] > 100
     assert nb["F_inf"] == pytest.approx(0.01 * np.linalg.svd(fl.G0, compute_uv=False).min() ** 2)
-    lim = reg.regularized_limit(p, 1.0, p.v0)                    # a lam with a limit: no diagnosis
-    fl1 = reg.ReducedRegFlow(p, 1.0)
-    assert reg._no_limit(fl1, fl1.pack(lim["v"], lim["B"] @ p.S_basis), p.v0, 1e9) is None
+    lim = regularized_limit(p, 1.0, p.v0)                    # a lam with a limit: no diagnosis
+    fl1 = RegularizedFlow(p, 1.0)
+    assert no_limit_diagnosis(fl1, fl1.pack(lim["v"], lim["B"] @ p.S_basis), p.v0, 1e9) is None
     # A penalised head makes F coercive: no infimum at infinity.
-    assert reg.ReducedRegFlow(p, 0.01, reg_head=True).infimum_at_infinity() == float("inf")
+    assert RegularizedFlow(p, 0.01, reg_head=True).infimum_at_infinity() == float("inf")
     # The wiring: an uncertified stop on the run-off raises the diagnosis (here at t ~ 6e6) ...
     with pytest.raises(reg.NoLimitError):
-        reg.regularized_limit(p, 0.01, p.v0, t_max=qcfg.t_max)
+        regularized_limit(p, 0.01, p.v0, t_max=qcfg.t_max)
     # ... and so does a stop that passes the certificate there (its tolerances grow with |v|^2).
     p2, *_ = reg.noisy_problem(reg.Config.quick(2), dict(eps=0.15, eps_index=0, rep=4))
     with pytest.raises(reg.NoLimitError) as info:
-        reg.regularized_limit(p2, 1.0, p2.v0)
+        regularized_limit(p2, 1.0, p2.v0)
     assert info.value.numbers["v_norm"] > 100 * np.linalg.norm(p2.v0)
-    assert np.linalg.norm(reg.regularized_limit(p2, 100.0, p2.v0)["v"]) < 2 * max(1.0, np.linalg.norm(p2.v0))
+    assert np.linalg.norm(regularized_limit(p2, 100.0, p2.v0)["v"]) < 2 * max(1.0, np.linalg.norm(p2.v0))
     # In the records: the selected lam of one instance loses its limit -> another is selected.
     cfg, df = res
     seed = sorted(df.seed.unique())[0]

@@ -3,17 +3,59 @@ JAX (``xp`` is ``numpy`` or ``jax.numpy``); see :mod:`twolayer.flow` (THEORY.md 
 
 With r = s2 * (G^T v) - c:  dv/dt = -2 G r,  dG/dt = -2 v r^T  (f = -grad L,
 L = ||diag(s) G^T v - U_m^T y||^2).
+
+The same family carries the L2 penalties of regularised FT (:mod:`twolayer.regularized`,
+THEORY.md §6): f = -grad F_lam with F_lam = L + lam ||G - G0||_F^2 + lam_v ||v||^2, i.e.
+
+    dv/dt = -2 G r - 2 lam_v v,     dG/dt = -2 v r^T - 2 lam (G - G0),
+
+and :func:`jacobian` is its Jacobian df/d(v, vec G) (minus the Hessian of F_lam). With
+lam = lam_v = 0 (plain Python zeros, the default) the penalty terms are not computed at all,
+so :func:`field` performs exactly the floating-point operations of the FT field.
 """
 
 from __future__ import annotations
 
-__all__ = ["field", "steady_measure", "second_order_remainder"]
+__all__ = ["field", "jacobian", "steady_measure", "second_order_remainder"]
 
 
-def field(xp, s2, c, v, G):
-    """(dv/dt, dG/dt, r) at (v, G)."""
+def _is_zero(x) -> bool:
+    """True for a plain Python/NumPy zero (a JAX tracer is never 'zero': its terms stay)."""
+    return isinstance(x, (int, float)) and x == 0
+
+
+def field(xp, s2, c, v, G, *, lam=0.0, G0=None, lam_v=0.0):
+    """(dv/dt, dG/dt, r) at (v, G): the FT field, plus -2 lam_v v and -2 lam (G - G0)
+    (the gradient of the penalties lam_v ||v||^2 and lam ||G - G0||_F^2) where nonzero."""
     r = s2 * (G.T @ v) - c
-    return -2.0 * (G @ r), -2.0 * xp.outer(v, r), r
+    dv, dG = -2.0 * (G @ r), -2.0 * xp.outer(v, r)
+    if not _is_zero(lam_v):
+        dv = dv - 2.0 * lam_v * v
+    if not _is_zero(lam):
+        dG = dG - 2.0 * lam * (G - G0)
+    return dv, dG, r
+
+
+def jacobian(xp, s2, c, v, G, *, lam=0.0, lam_v=0.0):
+    """J = d f / d(v, vec G) of :func:`field` (row-major vec G), shape (k + k m, k + k m).
+
+    J = -H, H the Hessian of F_lam; blockwise, with r = s2 * (G^T v) - c:
+    J_vv = -2 G diag(s2) G^T - 2 lam_v I,  J_{v_i, G_pq} = -2 (delta_ip r_q + G_iq s2_q v_p),
+    J_{G_ij, G_pq} = -2 v_i v_p s2_j delta_jq - 2 lam delta_ip delta_jq.
+    """
+    k, m = G.shape
+    r = s2 * (G.T @ v) - c
+    Ik, Im = xp.eye(k), xp.eye(m)
+    Jvv = -2.0 * (G * s2) @ G.T
+    if not _is_zero(lam_v):
+        Jvv = Jvv - 2.0 * lam_v * Ik
+    JvG = (-2.0 * (xp.einsum("ia,b->iab", Ik, r) + xp.einsum("ib,b,a->iab", G, s2, v))).reshape(k, k * m)
+    JGG = -2.0 * xp.einsum("i,a,j,jb->ijab", v, v, s2, Im)
+    if not _is_zero(lam):
+        JGG = JGG - 2.0 * lam * xp.einsum("ia,jb->ijab", Ik, Im)
+    JGG = JGG.reshape(k * m, k * m)
+    return xp.concatenate([xp.concatenate([Jvv, JvG], axis=1),
+                           xp.concatenate([JvG.T, JGG], axis=1)], axis=0)
 
 
 def steady_measure(xp, s2, c, v, G):

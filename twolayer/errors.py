@@ -14,6 +14,8 @@ __all__ = [
     "SolverStepLimitError",
     "SolverFailedError",
     "SolverCertificateError",
+    "NotConvergedError",
+    "NoLimitError",
     "PrecisionWarning",
 ]
 
@@ -105,6 +107,23 @@ class SolverCertificateError(SolverFailedError):
     def __init__(self, message: str, certificate: dict | None = None):
         self.certificate = dict(certificate or {})
         super().__init__(message)
+
+
+class NotConvergedError(SolverError):
+    """An iteration to a limit (e.g. the regularised flow of :mod:`twolayer.regularized`) did
+    not reach a certified one. ``fix`` says what to change; ``numbers`` holds the diagnosis."""
+
+    def __init__(self, message: str, fix: str = "", **numbers):
+        self.fix = fix
+        self.numbers = numbers
+        super().__init__(f"{message}. Fix: {fix}" if fix else message)
+
+
+class NoLimitError(NotConvergedError):
+    """The limit asked for does not exist: e.g. F_lam with an unpenalised head has its
+    infimum lam sigma_min(G0)^2 at |v| = infinity and the flow runs off there
+    (:func:`twolayer.regularized.no_limit_diagnosis`). Not a solver failure; ``numbers``
+    holds the evidence (lam, t_end, F_end, F_inf, v_norm)."""
 
 
 class PrecisionWarning(UserWarning):

@@ -1,4 +1,4 @@
-"""Independent full-state reference integrator (scipy DOP853), for cross-checks.
+"""Independent full-state reference integrators (scipy), for cross-checks.
 
 Integrates (v, B) in R^{k + k d} directly from THEORY.md §1, with no reduced
 coordinates and no steady-state holding. Slow but independent of
@@ -19,7 +19,7 @@ from .methods import get_method
 from .problem import Problem
 from .trajectory import Trajectory
 
-__all__ = ["simulate_reference"]
+__all__ = ["simulate_reference", "regularized_reference"]
 
 
 def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float = 1e-12,
@@ -106,3 +106,37 @@ def simulate_reference(problem: Problem, method: str, ts, v0=None, rtol: float =
                       stats=dict(solver=f"scipy-{solver}", rtol=rtol, atol=atol, nfev=nfev, wall_time_s=wall,
                                  feature_rate=gamma),
                       accuracy=flow_accuracy(rtol, None, has_tail=False))
+
+
+def regularized_reference(problem: Problem, lam: float, ts, v0, *, reg_head: bool = False,
+                          solver: str = "LSODA", rtol: float = 1e-10, atol: float = 1e-12):
+    """Full-state gradient flow of ||X B^T v - y||^2 + lam ||B - B0||_F^2 (+ lam ||v||^2 if
+    ``reg_head``) at the finite times ``ts`` (THEORY.md §6).
+
+    The cross-check of :mod:`twolayer.regularized`: state (v, B) in R^{k + k d}, written
+    directly from X and y, no reduced coordinates and no use of I1. Returns (v (T, k),
+    B (T, k, d), nfev, ||grad|| at ts[-1]). Raises :class:`SolverFailedError` if
+    ``solve_ivp`` fails.
+    """
+    problem = _check_problem(problem)
+    k, d = problem.k, problem.d
+    XtX, Xty, B0 = problem.X.T @ problem.X, problem.X.T @ problem.y, problem.B0
+    lam_v = lam if reg_head else 0.0
+
+    def rhs(t, z):
+        v, B = z[:k], z[k:].reshape(k, d)
+        g = XtX @ (B.T @ v) - Xty
+        dv = -2.0 * (B @ g) - 2.0 * lam_v * v
+        dB = -2.0 * np.outer(v, g) - 2.0 * lam * (B - B0)
+        return np.concatenate([dv, dB.ravel()])
+
+    z0 = np.concatenate([np.asarray(v0, float), B0.ravel()])
+    ts = np.asarray(ts, float)
+    sol = solve_ivp(rhs, (0.0, float(ts[-1])), z0, method=solver, t_eval=ts, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise SolverFailedError(f"full-state regularised flow (lam={lam}, solve_ivp({solver}), rtol={rtol:g}) "
+                                f"failed at t={sol.t[-1]:.3g}: {sol.message}. Fix: use a stiff solver "
+                                "('LSODA', 'Radau') or shorten ts")
+    Z = sol.y.T
+    grad = -rhs(0.0, Z[-1])
+    return Z[:, :k], Z[:, k:].reshape(-1, k, d), int(sol.nfev), float(np.linalg.norm(grad))
