@@ -58,6 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import check_problem
 from .errors import TwoLayerInputError
 from .problem import Problem
 
@@ -134,8 +135,7 @@ def ft_limit_k1(problem: Problem) -> K1Limit:
     """
     from .bounds import thm33_lower_bound
 
-    if not isinstance(problem, Problem):
-        raise TwoLayerInputError("problem", f"must be a twolayer.Problem, got {type(problem).__name__}")
+    check_problem(problem)
     if problem.k != 1:
         raise TwoLayerInputError("problem", f"has k = {problem.k}; the closed form needs k = 1")
     if np.any(np.asarray(problem.v0) != 0):

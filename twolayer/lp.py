@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from ._spectral import spectral_flow
+from ._validate import check_problem
 from .errors import TwoLayerInputError
 from .problem import Problem
 
@@ -21,9 +22,7 @@ __all__ = ["LinearProbe", "lp_head", "lp_limit"]
 
 
 def _probe(problem) -> "LinearProbe":
-    if not isinstance(problem, Problem):
-        raise TwoLayerInputError("problem", f"expected a twolayer.Problem, got {type(problem).__name__}",
-                                 "build one with twolayer.make_problem(...) or twolayer.Problem(...)")
+    check_problem(problem)
     cached = getattr(problem, "linear_probe", None)
     return cached if isinstance(cached, LinearProbe) else LinearProbe(problem)
 

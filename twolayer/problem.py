@@ -136,6 +136,7 @@ class Problem:
             if not np.max(np.abs(y)) < SCALE_MAX:
                 raise TwoLayerInputError("y", f"has entries of size {np.max(np.abs(y)):.1e}: the loss "
                                          "overflows float64", "rescale y")
+        lam = None
         if Sigma is None:
             Sigma = np.eye(d)
         else:
@@ -157,6 +158,7 @@ class Problem:
             v0 = as_f64(v0, "v0", shape=(k,), what="initial head")
         self.B_star, self.v_star, self.B0, self.X, self.y, self.Sigma, self.v0 = (
             B_star, v_star, B0, X, y, Sigma, v0)
+        self._Sigma_lam = lam
         for a in (B_star, v_star, B0, X, y, Sigma, v0):
             a.setflags(write=False)
         self.orthonormal_tol = orthonormal_tol
@@ -282,12 +284,18 @@ class Problem:
         return self.cos_theta_max["R0,S_perp"]
 
     @cached_property
-    def sigma_min_Sigma(self) -> float:
-        return float(np.linalg.eigvalsh(self.Sigma)[0])
+    def Sigma_eigvals(self) -> np.ndarray:
+        """Eigenvalues of Sigma, ascending: decomposed once per Problem (at construction when
+        Sigma was given, where positive definiteness is checked)."""
+        return np.ones(self.d) if self._Sigma_lam is None else self._Sigma_lam
 
-    @cached_property
+    @property
+    def sigma_min_Sigma(self) -> float:
+        return float(self.Sigma_eigvals[0])
+
+    @property
     def sigma_max_Sigma(self) -> float:
-        return float(np.linalg.eigvalsh(self.Sigma)[-1])
+        return float(self.Sigma_eigvals[-1])
 
     @cached_property
     def overparameterized(self) -> bool:

@@ -58,13 +58,6 @@ class Curvature(NamedTuple):
     escape_time: float         # log(state scale / unstable) / |lambda_min| (inf if unstable == 0)
 
 
-def _field_np(s2, c, v, G):
-    return field(np, s2, c, v, G)
-
-
-_field = _field_np   # (fv, fG, r) in NumPy; kept under its old name
-
-
 def minimum_gap(s2, c, v, G) -> float:
     """How far the outputs p = G^T v are from the minimum manifold, relative to its size.
 
@@ -205,7 +198,7 @@ def curvature(s2, c, v, G, eig=None) -> Curvature:
     ``unstable`` = |u^T f| / |lambda_min| (u the unstable eigenvector): near a saddle
     f ~ -H (y - y_saddle), so this is the state's distance from the saddle along u.
     """
-    fv, fG, _ = _field_np(s2, c, v, G)
+    fv, fG, _ = field(np, s2, c, v, G)
     f = np.concatenate([fv, fG.ravel()])
     lam, E = eig if eig is not None else reduced_eigh(s2, c, v, G)
     lmin, lmax = float(lam[0]), float(max(lam[-1], 0.0))
@@ -223,7 +216,7 @@ def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8, eig=None):
     Returns (v (T, k), G (T, k, m), TailInfo). ``eig`` = (lam, E) of H if already known.
     """
     k, m = G_e.shape
-    fv, fG, _ = _field_np(s2, c, v_e, G_e)
+    fv, fG, _ = field(np, s2, c, v_e, G_e)
     f = np.concatenate([fv, fG.ravel()])
     lam, E = eig if eig is not None else reduced_eigh(s2, c, v_e, G_e)
     cut = null_cut(lam, eig_rtol, indefinite=True)
