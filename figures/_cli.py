@@ -104,10 +104,23 @@ def run(args, explicit: bool) -> int:
     return 1 if explicit and skipped else 0
 
 
+#: The command's synopsis (``python -m figures --help``).
+USAGE = """(Re)draw the figures from cached results; nothing is simulated here.
+
+    python -m figures [NAME ...] [--cache DIR] [--empirical DIR] [--out DIR]
+
+``--cache`` is the results cache the figures read (where ``python -m experiments.NAME
+--out DIR`` or ``python -m paper_checks --cache DIR`` wrote), ``--out`` the folder the
+figures are written to (PNG and PDF). A figure whose results are not cached yet is
+skipped with a message (run ``python -m paper_checks --quick`` or the experiment
+first); a figure named on the command line that cannot be drawn makes the exit code 1.
+Unknown names and missing input folders are usage errors (exit 2).
+"""
+
+
 def main(argv=None) -> int:
-    """``python -m figures [NAME ...]``."""
-    from . import __main__ as top
-    ap = build_parser("python -m figures", positional_names=True, description=top.__doc__)
+    """``python -m figures [NAME ...]`` (:data:`USAGE`)."""
+    ap = build_parser("python -m figures", positional_names=True, description=USAGE)
     args = ap.parse_args(argv)
     bad = [n for n in args.names if n not in figure_names()]
     if bad:

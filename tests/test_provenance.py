@@ -35,22 +35,6 @@ def test_experiments_and_empirical_share_one_implementation():
     assert rev == "unknown" or rev.rstrip("+dirty").isalnum() and "-dirty" not in rev
 
 
-def test_no_two_experiment_modules_import_each_other():
-    """_common and _executor no longer import each other (both use _code / provenance)."""
-    def imports(path):
-        tree = ast.parse(path.read_text())
-        out = set()
-        for n in ast.walk(tree):
-            if isinstance(n, ast.ImportFrom):
-                out.add((n.module or "").split(".")[-1] if n.level or (n.module or "").startswith("experiments")
-                        else "")
-                out.update(a.name for a in n.names if n.level and not n.module)
-        return out
-    ex = REPO / "experiments"
-    assert "_common" not in imports(ex / "_executor.py")
-    assert "_common" not in imports(ex / "_code.py")
-
-
 def test_fingerprint_covers_only_the_code_a_sweep_runs(tmp_path, monkeypatch):
     """Editing twolayer/empirical keeps an exact-simulator sweep's fingerprint and changes a
     real-network sweep's; editing the simulator changes both."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import TwoLayerInputError
 
-__all__ = ["as_f64", "as_int", "as_float", "check_problem", "shape_str", "json_object_arg"]
+__all__ = ["as_f64", "as_int", "as_float", "shape_str", "json_object_arg"]
 
 
 def shape_str(shape) -> str:
@@ -97,15 +97,6 @@ def as_float(val, name: str) -> float:
     if not math.isfinite(x):
         raise TwoLayerInputError(name, f"must be finite, got {x}", "pass a finite float")
     return x
-
-
-def check_problem(problem, name: str = "problem"):
-    """Raise unless ``problem`` is a :class:`twolayer.Problem`."""
-    from .problem import Problem
-    if not isinstance(problem, Problem):
-        raise TwoLayerInputError(name, f"expected a twolayer.Problem, got {type(problem).__name__}",
-                                 "build one with twolayer.make_problem(...) or twolayer.Problem(...)")
-    return problem
 
 
 def json_object_arg(text: str) -> dict:

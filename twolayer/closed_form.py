@@ -58,9 +58,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_problem
 from .errors import TwoLayerInputError
-from .problem import Problem
+from .problem import Problem, check_problem
 
 __all__ = ["K1Limit", "k1_eps0_limit", "ft_limit_k1", "asymptotic_ratio", "k1_zero_loss_problem"]
 

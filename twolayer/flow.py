@@ -73,13 +73,12 @@ import numpy as np
 from . import _solve, rates
 from ._jaxcache import cache_dir, compile_count
 from ._timing import policy_seconds, timed
-from ._validate import check_problem as _check_problem
 from .accuracy import closed_form_accuracy, flow_accuracy
 from .errors import SolverFailedError, TwoLayerInputError
 from .flow_config import BATCHINGS, SOLVERS, FlowConfig, make_config as _make_config
 from .methods import METHODS, Method, get_method
 from .policy import MAX_ROUNDS, Case, Context, Done, Fail, Hold, Integrate, Stop, after_solve, finish, start
-from .problem import Problem
+from .problem import Problem, check_problem as _check_problem
 from .trajectory import FlowResult, Trajectory
 
 __all__ = ["FlowConfig", "FlowResult", "simulate", "simulate_batch", "compile_count", "cache_dir",

@@ -10,9 +10,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import as_f64, check_problem
+from ._validate import as_f64
 from .errors import TwoLayerInputError
-from .problem import Problem
+from .problem import Problem, check_problem
 from .trajectory import Trajectory
 
 __all__ = ["InvariantDrift", "invariant_drift", "i1_residual", "i2_residual", "SAME_B0_TOL"]

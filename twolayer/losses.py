@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_problem
 from .errors import TwoLayerInputError
-from .problem import Problem
+from .problem import Problem, check_problem
 
 __all__ = ["effective_predictor", "train_loss", "ood_loss", "id_loss", "feature_change",
            "train_loss_w", "ood_loss_w", "id_loss_w"]

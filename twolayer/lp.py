@@ -14,17 +14,22 @@ from functools import cached_property
 import numpy as np
 
 from ._spectral import spectral_flow
-from ._validate import check_problem
 from .errors import TwoLayerInputError
-from .problem import Problem
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:                       # problem.py builds its LinearProbe from here: no cycle
+    from .problem import Problem
 
 __all__ = ["LinearProbe", "lp_head", "lp_limit"]
 
 
 def _probe(problem) -> "LinearProbe":
-    check_problem(problem)
+    """The problem's cached probe (``Problem.linear_probe``); a non-Problem is refused."""
     cached = getattr(problem, "linear_probe", None)
-    return cached if isinstance(cached, LinearProbe) else LinearProbe(problem)
+    if not isinstance(cached, LinearProbe):
+        raise TwoLayerInputError("problem", f"expected a twolayer.Problem, got {type(problem).__name__}",
+                                 "build one with twolayer.make_problem(...) or twolayer.Problem(...)")
+    return cached
 
 
 class LinearProbe:

@@ -20,7 +20,7 @@ from .geometry import (
     procrustes_rotation,
 )
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "check_problem"]
 
 #: Entries of X, y, v* must lie below SCALE_MAX in size (and X's largest above SCALE_MIN)
 #: so that squares (X^T X, the loss) stay inside float64.
@@ -354,3 +354,11 @@ class Problem:
             "kappa_X": self.kappa_X,
             "sigma_min_Sigma": self.sigma_min_Sigma, "sigma_max_Sigma": self.sigma_max_Sigma,
         }
+
+
+def check_problem(problem, name: str = "problem"):
+    """Raise unless ``problem`` is a :class:`twolayer.Problem`."""
+    if not isinstance(problem, Problem):
+        raise TwoLayerInputError(name, f"expected a twolayer.Problem, got {type(problem).__name__}",
+                                 "build one with twolayer.make_problem(...) or twolayer.Problem(...)")
+    return problem
