@@ -45,7 +45,7 @@ from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_
 
 #: The experiments behind the claims, in the order of THEORY.md §3-§6.
 CLAIM_EXPERIMENTS = (
-    "invariants", "ood_vs_time", "eps_sweep", "bound_tightness", "feature_distortion",
+    "invariants", "ood_vs_time", "eps_sweep", "bound_tightness", "thm33_repair", "feature_distortion",
     "early_stopping", "conditions", "id_comparison", "lpft_perfect_features", "few_shot",
     "regularization", "gd_vs_flow", "toy2d", "beyond_lpft",
 )

@@ -204,7 +204,7 @@ def test_cli_executor_dask_gives_the_local_records(tmp_path):
 
 THEOREM_SWEEPS = ["bound_tightness", "conditions", "early_stopping", "eps_sweep", "feature_distortion", "few_shot",
                   "gd_vs_flow", "id_comparison", "invariants", "lpft_perfect_features", "ood_vs_time",
-                  "regularization", "toy2d"]
+                  "regularization", "thm33_repair", "toy2d"]
 
 
 @pytest.mark.parametrize("name", THEOREM_SWEEPS)

@@ -13,6 +13,23 @@ input raises :class:`twolayer.errors.TwoLayerInputError` naming the argument.
 MEASURED (THEORY.md §4, docs/theorem33.md): Theorem 3.3 as transcribed fails in
 both forms for small ||w*|| with R* nearly inside S; see
 :mod:`twolayer.closed_form` for the exact k = 1 counterexample.
+
+The repair (issue 21, docs/theorem33.md §6) adds three forms, all on the published form's
+terms (alpha = cos theta_max(R0, S_perp), phi, W = ||w*||, eps, sigma_min(Sigma)):
+
+* ``"repaired"``: c(k) x the published bound with c(k) = sqrt(k) / 2 (:func:`repaired_constant`).
+  MEASURED to hold on every searched instance of :data:`REPAIR_REGIME`; sqrt(k) / 2 is the
+  infimum of the slack in the zero-head, eps = 0 family (DERIVED), so no larger constant holds.
+* ``"conjectured"``: sqrt(sigma_min) (C(k, W) core - eps), C(k, W) = sqrt(k) (1 + W)^2 h(W) /
+  min(W^2, W^3), h(W) = W - v1(W), v1(W)^2 = (sqrt(1 + 4 W^2) - 1) / 2 (:func:`conjectured_constant`).
+  At v0 = 0, eps = 0 it is sqrt(sigma_min) alpha h(W): the exact FT limit at R* -> S. CONJECTURED,
+  for v0 = 0 only (not applicable with a head: the search found it violated at second order in ||v0||).
+* ``"first_order"``: sqrt(k) (1 + W)^2 / 2 in place of C(k, W) (the issue's first-order reading;
+  C(k, W) = sqrt(k) (1 + W)^2 / 2 (1 - 7 W^2 / 4 + O(W^4))). FALSE: kept so that the search
+  reports its violations.
+
+The kernel :func:`thm33_value` is written once for NumPy and ``jax.numpy`` (``xp``);
+:mod:`twolayer.slack` differentiates the same code.
 """
 
 from __future__ import annotations
@@ -26,9 +43,20 @@ from .errors import TwoLayerInputError
 from .problem import Problem
 
 __all__ = ["BoundResult", "BoundStatus", "head_alignment_phi", "thm33_lower_bound", "lp_upper_bound",
-           "FORMS"]
+           "FORMS", "REPAIR_FORMS", "ALL_FORMS", "REPAIR_REGIME", "thm33_value", "repaired_constant",
+           "conjectured_constant"]
 
+#: The two forms of Theorem 3.3 as transcribed in THEORY.md §4 (both fail; docs/theorem33.md).
 FORMS = ("published", "derived")
+#: The repair of issue 21 (docs/theorem33.md §6): measured ("repaired"), conjectured, and the
+#: first-order reading that the search refutes.
+REPAIR_FORMS = ("repaired", "conjectured", "first_order")
+ALL_FORMS = FORMS + REPAIR_FORMS
+#: Where the repaired and conjectured forms were searched (experiments/thm33_repair.py, full mode;
+#: docs/theorem33.md §6). Outside it they are unmeasured.
+REPAIR_REGIME = ("measured on: k = 1..4, eps = d(B0, B*) = 0 or in [1e-6, 0.3], ||w*|| in [1e-3, 10], "
+                 "zero or Gaussian heads (scale 1e-4..10), Sigma = I or shifted, R* Haar-random or with "
+                 "every row nearly inside S (cos theta up to 1 - 1e-10), X isotropic or Gaussian on S")
 #: cos theta_max below this counts as zero (the assumption fails).
 ANGLE_TOL = 1e-12
 
@@ -54,8 +82,9 @@ class BoundResult(NamedTuple):
     ``sqrt(twolayer.ood_loss(...))``, not with the loss itself); NaN when not applicable.
     ``status``: :class:`BoundStatus` "ok" (a valid, positive bound), "vacuous" (a lower
     bound <= 0: it verifies nothing) or "not_applicable" (an assumption fails; ``reason``
-    says which). ``theorem`` and ``form`` ("published" / "derived" for Theorem 3.3) name
-    the statement evaluated.
+    says which). ``theorem`` and ``form`` (one of :data:`ALL_FORMS` for Theorem 3.3) name
+    the statement evaluated. ``regime``: for the repair's forms, where they were measured
+    (:data:`REPAIR_REGIME`); "" otherwise.
     """
 
     value: float
@@ -63,6 +92,7 @@ class BoundResult(NamedTuple):
     reason: str
     theorem: str
     form: str = ""
+    regime: str = ""
 
     @property
     def ok(self) -> bool:
@@ -115,6 +145,54 @@ def _check_eps(problem: Problem, eps) -> float:
     return eps
 
 
+def repaired_constant(k, xp=np):
+    """c(k) = sqrt(k) / 2 of the "repaired" form (docs/theorem33.md §6).
+
+    DERIVED: in the zero-head, eps = 0, Sigma = I family with every row of B* at the same angle
+    to S, the slack of the published form tends to sqrt(k) / 2 as ||w*|| -> 0 and the angle -> 0,
+    so no larger c(k) holds. MEASURED: c(k) x published held on every searched instance."""
+    return xp.sqrt(k) / 2.0
+
+
+def _h(W, xp=np):
+    """h(W) = W - v1(W), v1(W)^2 = (sqrt(1 + 4 W^2) - 1) / 2: the gap of the exact k = 1 FT limit
+    at cos theta(R*, S) = 1 (twolayer.closed_form.k1_eps0_limit at c = 1), without cancellation."""
+    sq = xp.sqrt(1.0 + 4.0 * W ** 2)
+    v1 = xp.sqrt(2.0 * W ** 2 / (1.0 + sq))
+    return 4.0 * W ** 4 / (1.0 + sq) ** 2 / (W + v1)
+
+
+def conjectured_constant(k, W, xp=np):
+    """C(k, W) = sqrt(k) (1 + W)^2 h(W) / min(W^2, W^3) (docs/theorem33.md §6).
+
+    C(k, W) x published core is sqrt(sigma_min) alpha h(W) at v0 = 0: the exact FT limit of the
+    equal-angle family as the angle to S -> 0 (DERIVED). As W -> 0, C(k, W) = sqrt(k) (1 + W)^2 / 2
+    (1 - 7 W^2 / 4 + O(W^4))."""
+    return xp.sqrt(k) * (1.0 + W) ** 2 * _h(W, xp) / xp.minimum(W ** 2, W ** 3)
+
+
+def thm33_value(xp, form: str, alpha, k, phi, W, eps, sigma_min):
+    """The value of Theorem 3.3 in ``form`` from its ingredients, for ``xp`` = numpy or jax.numpy.
+
+    core = alpha / sqrt(k) * min(phi, phi^2 / W) / (1 + W)^2 (THEORY.md §4), then
+    published: sqrt(sigma_min) (core - eps); derived: sqrt(sigma_min) (core - eps W);
+    repaired: c(k) x published; conjectured: sqrt(sigma_min) (C(k, W) core - eps);
+    first_order: sqrt(sigma_min) (sqrt(k) (1 + W)^2 / 2 core - eps)."""
+    core = alpha / xp.sqrt(k) * xp.minimum(phi, phi ** 2 / W) / (1.0 + W) ** 2
+    root = xp.sqrt(sigma_min)
+    if form == "published":
+        return root * (core - eps)
+    if form == "derived":
+        return root * (core - eps * W)
+    if form == "repaired":
+        return repaired_constant(k, xp) * root * (core - eps)
+    if form == "conjectured":
+        return root * (conjectured_constant(k, W, xp) * core - eps)
+    if form == "first_order":
+        return root * (xp.sqrt(k) * (1.0 + W) ** 2 / 2.0 * core - eps)
+    raise TwoLayerInputError("form", f"unknown form {form!r}", f"use one of {ALL_FORMS}")
+
+
 def head_alignment_phi(problem: Problem, v0) -> float:
     """phi = sqrt(|(v0^T v*)^2 - (v*^T v*)^2|), v* aligned to B0's frame (THEORY.md §4)."""
     problem = _check_problem(problem)
@@ -131,36 +209,42 @@ def thm33_lower_bound(problem: Problem, v0=None, form: str = "published",
             ( cos theta_max(R0, S_perp) / sqrt(k) * min(phi, phi^2 / ||w*||) / (1 + ||w*||)^2 - E )
 
     with E = eps ("published" form) or eps * ||w*|| ("derived" form, DERIVED in
-    THEORY.md). ``eps`` defaults to d(B0, B*); any eps >= d(B0, B*) is allowed.
+    THEORY.md), or one of the repair's forms (:data:`REPAIR_FORMS`, :func:`thm33_value`,
+    docs/theorem33.md §6; their ``regime`` says where they were measured). ``eps`` defaults to
+    d(B0, B*); any eps >= d(B0, B*) is allowed.
     ``v0`` defaults to ``problem.v0``. Not applicable when cos theta_max(R0, S_perp) = 0,
     w* = 0, or the labels are not y = X w* (the setting of THEORY.md §1 that the theorem
     assumes: noisy or misspecified labels change the FT limit).
     """
     problem = _check_problem(problem)
-    if form not in FORMS:
-        raise TwoLayerInputError("form", f"unknown form {form!r}", f"use one of {FORMS}")
+    if form not in ALL_FORMS:
+        raise TwoLayerInputError("form", f"unknown form {form!r}", f"use one of {ALL_FORMS}")
     theorem = "Theorem 3.3 (" + form + ")"
+    regime = REPAIR_REGIME if form in REPAIR_FORMS else ""
     v0 = _check_head(problem, problem.v0 if v0 is None else v0)
     eps = _check_eps(problem, eps)
     if not problem.well_specified:
         return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
-                           "labels are not y = X w* (the theorem assumes well-specified labels)", theorem, form)
+                           "labels are not y = X w* (the theorem assumes well-specified labels)", theorem, form,
+                           regime)
     alpha = problem.cos_theta_max["R0,S_perp"]
     if alpha <= ANGLE_TOL:
         return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
                            f"cos theta_max(R0, S_perp) = {alpha:.3e} = 0: R0 meets S nontrivially",
-                           theorem, form)
+                           theorem, form, regime)
     wn = problem.w_star_norm
     if wn == 0:
-        return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE, "w* = 0", theorem, form)
+        return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE, "w* = 0", theorem, form, regime)
+    if form == "conjectured" and np.any(v0 != 0):
+        return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
+                           "the conjectured form is stated for v0 = 0 only: with a head the search found it violated "
+                           "at second order in ||v0|| (docs/theorem33.md §6)", theorem, form, regime)
     phi = head_alignment_phi(problem, v0)
-    core = alpha / np.sqrt(problem.k) * min(phi, phi ** 2 / wn) / (1.0 + wn) ** 2
-    E = eps if form == "published" else eps * wn
-    value = float(np.sqrt(problem.sigma_min_Sigma) * (core - E))
+    value = float(thm33_value(np, form, alpha, problem.k, phi, wn, eps, problem.sigma_min_Sigma))
     if value <= 0:
-        return BoundResult(value, BoundStatus.VACUOUS, f"value {value:.3e} <= 0 (eps term exceeds the "
-                           f"alignment term {core:.3e})", theorem, form)
-    return BoundResult(value, BoundStatus.OK, "", theorem, form)
+        return BoundResult(value, BoundStatus.VACUOUS, f"value {value:.3e} <= 0 (the eps term exceeds the "
+                           f"alignment term)", theorem, form, regime)
+    return BoundResult(value, BoundStatus.OK, "", theorem, form, regime)
 
 
 def lp_upper_bound(problem: Problem, eps: float | None = None) -> BoundResult:

@@ -1,7 +1,8 @@
 """Gradient-based search for small slack of Theorem 3.3 (THEORY.md §4; issue "bounds at scale").
 
 slack(instance) = min_t sqrt(L_ood_FT(t)) / bound, with the bound of
-:func:`twolayer.bounds.thm33_lower_bound` in one of its two forms. This module writes
+:func:`twolayer.bounds.thm33_lower_bound` in one of its forms (``twolayer.bounds.ALL_FORMS``;
+the bound is :func:`twolayer.bounds.thm33_value`, the one implementation for NumPy and jnp). This module writes
 the slack as a differentiable function of the instance and descends on log(slack) by
 reverse-mode differentiation through a diffrax solve of the FT flow.
 
@@ -35,6 +36,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._field import field as shared_field
+from .bounds import ALL_FORMS, thm33_value
 from .errors import TwoLayerInputError
 from .problem import Problem
 
@@ -130,7 +132,7 @@ def slack_fn(k: int, m: int, d: int, form: str, t_max: float, n_times: int, tied
         e = jnp.concatenate([e_S, e_P], axis=1)
         L = jnp.einsum("ti,ij,tj->t", e, Sigma, e)
         root_min = jnp.sqrt(jnp.min(L))
-        # Theorem 3.3's bound (THEORY.md §4), as in twolayer.bounds.
+        # Theorem 3.3's bound (THEORY.md §4): twolayer.bounds.thm33_value, the same code in jnp.
         alpha = jnp.sqrt(jnp.linalg.eigvalsh(P0 @ P0.T)[0])
         M = B0 @ Bs.T
         cos_max = jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(M @ M.T)[0], 0.0))
@@ -143,9 +145,7 @@ def slack_fn(k: int, m: int, d: int, form: str, t_max: float, n_times: int, tied
         va = U @ vs
         W = jnp.linalg.norm(vs)
         phi = jnp.sqrt(jnp.abs((v0 @ va) ** 2 - (va @ va) ** 2) + 1e-200)
-        core = alpha / np.sqrt(k) * jnp.minimum(phi, phi ** 2 / W) / (1.0 + W) ** 2
-        E = eps if form == "published" else eps * W
-        bound = jnp.sqrt(jnp.linalg.eigvalsh(Sigma)[0]) * (core - E)
+        bound = thm33_value(jnp, form, alpha, k, phi, W, eps, jnp.linalg.eigvalsh(Sigma)[0])
         ok = (bound > 0) & (sol.result == diffrax.RESULTS.successful)
         return jnp.where(ok, jnp.log(root_min) - jnp.log(jnp.where(bound > 0, bound, 1.0)), jnp.inf)
 
@@ -164,8 +164,8 @@ def descend_problem(problem: Problem, form: str = "published", *, steps: int = 2
     import jax
     import jax.numpy as jnp
 
-    if form not in ("published", "derived"):
-        raise TwoLayerInputError("form", f"unknown form {form!r}", "use 'published' or 'derived'")
+    if form not in ALL_FORMS:
+        raise TwoLayerInputError("form", f"unknown form {form!r}", f"use one of {ALL_FORMS}")
     if int(steps) < 0:
         raise TwoLayerInputError("steps", f"must be >= 0, got {steps}")
     cf = canonical(problem, compress=True)
