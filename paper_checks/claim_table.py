@@ -30,8 +30,6 @@ BEGIN, END = "<!-- claim-table:begin (python -m paper_checks.claim_table --write
 
 #: (label, [(experiment, id pattern)]) in the order of the paper; a report row joins the first group
 #: that matches it (patterns are full-match regular expressions).
-#: Issue 20 (layer-wise rates, WiSE-FT, partial LP) and issue 21 (Theorem 3.3 repaired): add
-#: their groups here, before the real-network groups.
 GROUPS = (
     ("I1 / I2: FT changes features only inside S; balancedness is conserved",
      [("invariants", ".*"), ("feature_distortion", "i1_.*"), ("gd_vs_flow", "i1_.*"), ("toy2d", "i1_.*"),
@@ -52,12 +50,27 @@ GROUPS = (
     ("The 2-D toy (paper Figure 2)", [("toy2d", ".*")]),
     ("Simulator checks: exact k = 1 limit; discrete GD vs the flow",
      [("bound_tightness", "k1_closed_form_agreement"), ("gd_vs_flow", ".*")]),
+    ("Theorem 3.3 repaired: sqrt(k)/2 x the published bound (searched where tightest)",
+     [("thm33_repair", "issue_slacks|repaired_form|reference_agreement")]),
+    ("Theorem 3.3, sharp form for zero heads (conjectured; the issue's first-order form is false)",
+     [("thm33_repair", ".*")]),
+    ("Beyond LP-FT: WiSE-FT lies below the chord of its endpoints",
+     [("beyond_lpft", "wise_below_chord_.*")]),
+    ("Beyond LP-FT: the best WiSE-FT alpha beats both endpoints OOD",
+     [("beyond_lpft", "wise_best_alpha_.*")]),
+    ("Beyond LP-FT: a small backbone rate recovers most of LP-FT's advantage",
+     [("beyond_lpft", "small_rate_.*")]),
+    ("Beyond LP-FT: LP-FT beats every family member at equal ID loss",
+     [("beyond_lpft", "lpft_beats_.*")]),
+    ("Beyond LP-FT, simulator checks: two-rate flow vs scipy, its conserved quantity, ensembles",
+     [("beyond_lpft", ".*")]),
     ("The two-layer model on a real network's features", [("real_features", ".*")]),
     ("Real networks, 31 CPU pairs, and the model's predictions of them (scoreboard)", [("scoreboard", ".*")]),
     ("Real networks on the paper's protocol (GPU)", [("empirical", ".*")]),
 )
 
-#: a report status in the table's words ("undecided": nothing to decide from, or an error)
+#: a report status in the table's words ("undecided": nothing to decide from, an error, or
+#: a decision within its error bar)
 WORDS = {"pass": "holds", "fail": "fails", "finding": "finding", "vacuous": "vacuous",
          "not_applicable": "not applicable", "unexpected_pass": "holds (unexpected)", "no_results": "undecided",
          "error": "undecided (error)"}
