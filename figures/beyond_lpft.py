@@ -90,7 +90,7 @@ def main(results_dir=None, out_dir=None) -> list:
     n = df.seed.nunique()
     fig.suptitle(f"Beyond LP-FT in the exact linear model (t = inf; {n} instances; median and interquartile "
                  f"band; below the dashed line: better than LP-FT OOD)", fontsize=11)
-    return save(fig, out_dir, "beyond_lpft")
+    return save(fig, out_dir, "beyond_lpft", df)
 
 
 if __name__ == "__main__":
