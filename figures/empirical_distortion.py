@@ -71,6 +71,8 @@ def linear_model_panel(ax, linear_results_dir=None) -> bool:
                 fontsize=6, wrap=True, transform=ax.transAxes)
         ax.set_axis_off()
         return False
+    from figures._style import source_label
+    label = source_label(df)
     df = df[df.inputs.isin(["id", "ood"]) & (df.t > 0)]
     t_end = df.t.max()  # inf when the cache holds the limit
     end = df[df.t == t_end]
@@ -85,7 +87,7 @@ def linear_model_panel(ax, linear_results_dir=None) -> bool:
     ax.set_xticks(xs + 0.3, [f"eps {e:g}" for e in eps_vals], fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("mean ||(B - B0) x||, unit x (t = %s)" % ("inf" if not np.isfinite(t_end) else f"{t_end:g}"))
-    ax.set_title("linear model (THEORY.md §6)")
+    ax.set_title(f"linear model (THEORY.md §6; {label})")
     ax.legend(fontsize=7)
     return True
 
