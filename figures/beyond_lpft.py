@@ -33,6 +33,13 @@ def _pos(params):
     return np.array([lo if p == 0 else hi if np.isinf(p) else p for p in params])
 
 
+#: The right panels' family names, in words.
+FAMILY_LABELS = {"lp": "LP", "ft": "FT", "rate": "feature rate gamma", "plp": "partial LP (T_LP)",
+                 "wise_lp_ft": "WiSE LP -> FT", "wise_lp_lpft": "WiSE LP -> LP-FT", "wise_zero_ft": "WiSE (0, B0) -> FT",
+                 "ens_lp_ft": "ensemble LP -> FT", "ens_lp_lpft": "ensemble LP -> LP-FT",
+                 "ens_zero_ft": "ensemble (0, B0) -> FT"}
+
+
 def main(results_dir=None, out_dir=None) -> list:
     from experiments.beyond_lpft import families, selected
     df = load_records("beyond_lpft", out=results_dir)
@@ -75,7 +82,7 @@ def main(results_dir=None, out_dir=None) -> list:
                 sel = c[c.family == fam] if fam in ("lp", "ft") else selected(c, fam, by)
                 med.append(float(np.median(np.log10(sel.ood_loss.to_numpy() / lpft.reindex(sel.seed).to_numpy()))))
             ax.barh(np.arange(len(fams)) + 0.38 * j, med, height=0.36, color=col, label=lab)
-        ax.set_yticks(np.arange(len(fams)) + 0.19, fams, fontsize=8)
+        ax.set_yticks(np.arange(len(fams)) + 0.19, [FAMILY_LABELS.get(f, f) for f in fams], fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color=METHOD_COLORS["lpft"], lw=1.2)
         ax.set_xlabel("median log10(L_ood / L_ood(LP-FT))")
@@ -84,12 +91,14 @@ def main(results_dir=None, out_dir=None) -> list:
             a.set_ylabel("log10(L_ood / L_ood(LP-FT))")
         axes[row, 0].set_title(f"{what}: eps = {eps:g}, rho = {rho:g}, head {head}", fontsize=10, loc="left")
     axes[0, 2].legend(fontsize=7, loc="best")
-    axes[0, 3].legend(fontsize=7, loc="lower right")
+    fig.legend(*axes[0, 3].get_legend_handles_labels(), loc="outside lower right", ncol=2, fontsize=8,
+               title="right panels: each family's parameter")
     axes[0, 0].legend(fontsize=7, loc="upper left")
     axes[0, 1].legend(fontsize=7, loc="upper right")
-    n = df.seed.nunique()
-    fig.suptitle(f"Beyond LP-FT in the exact linear model (t = inf; {n} instances; median and interquartile "
-                 f"band; below the dashed line: better than LP-FT OOD)", fontsize=11)
+    n = c.seed.nunique()
+    fig.suptitle(f"Beyond LP-FT in the exact linear model (t = inf; {n} instances per panel, one (eps, rho, head) "
+                 f"cell each; median and interquartile band; below the dashed line: better than LP-FT OOD)",
+                 fontsize=11)
     return save(fig, out_dir, "beyond_lpft", df)
 
 

@@ -55,7 +55,7 @@ def main(results_dir=None, out_dir=None) -> list:
     bx.set_ylabel("smallest published-form slack")
     bx.set_xticks(kk)
     bx.legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"Theorem 3.3 repaired: {len(ok)} non-vacuous instances; smallest slack by k "
+    fig.suptitle(f"Theorem 3.3 repaired: {len(ok)} non-vacuous instances; smallest published-form slack: "
                  + ", ".join(f"k={k}: {s:.5f}" for k, s in zip(kk, by_k.values)), fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return save(fig, out_dir, "thm33_repair", df)

@@ -145,3 +145,18 @@ def test_bound_status_is_a_str_enum():
     assert vac.status is BoundStatus.VACUOUS and vac.status == "vacuous" and not vac.ok
     assert f"{vac.status}" == str(vac.status) == "vacuous"
     assert {s.value for s in BoundStatus} == {"ok", "vacuous", "not_applicable"}
+
+
+def test_thm33_needs_k_below_m_and_the_repair_says_when_it_extrapolates():
+    """THEORY.md §4 assumes k < m < d - k: k >= m is not_applicable (a new user's k = 5 > m = 3
+    was reported ok on undefined angles). The repaired form outside the searched regime says
+    it extrapolates."""
+    p = tl.make_problem(0, 10, 5, 3, 5, 0.01)
+    for form in ("published", "derived", "repaired"):
+        b = thm33_lower_bound(p, form=form)
+        assert b.status == "not_applicable" and "k < m" in b.reason
+    big = tl.make_problem(0, 40, 6, 10, 12, 0.01, w_star_norm=50.0)
+    b = thm33_lower_bound(big, form="repaired")
+    assert b.status == "ok" and "extrapolation" in b.reason and "k = 6" in b.reason
+    inside = tl.make_problem(0, 20, 2, 6, 8, 0.01, w_star_norm=0.5)
+    assert thm33_lower_bound(inside, form="repaired").reason == ""

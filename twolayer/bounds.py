@@ -54,7 +54,12 @@ REPAIR_FORMS = ("repaired", "conjectured", "first_order")
 ALL_FORMS = FORMS + REPAIR_FORMS
 #: Where the repaired and conjectured forms were searched (experiments/thm33_repair.py, full mode;
 #: docs/theorem33.md §6). Outside it they are unmeasured.
-REPAIR_REGIME = ("measured on: k = 1..4, eps = d(B0, B*) = 0 or in [1e-6, 0.3], ||w*|| in [1e-3, 10], "
+#: What the quick search covers (docs/theorem33.md §6.3): k up to REPAIR_K_MAX, ||w*|| in REPAIR_W.
+REPAIR_K_MAX = 3
+REPAIR_W = (1e-3, 10.0)
+REPAIR_REGIME = ("measured (quick search, seed 0) on: k = 1..3 (k = 4 is in the full search, not yet run), "
+                 "proposals with eps = d(B0, B*) = 0 or in [1e-6, 0.3], ||w*|| in [1e-3, 10] (the ranges a run "
+                 "reached are in its report row), "
                  "zero or Gaussian heads (scale 1e-4..10), Sigma = I or shifted, R* Haar-random or with "
                  "every row nearly inside S (cos theta up to 1 - 1e-10), X isotropic or Gaussian on S")
 #: cos theta_max below this counts as zero (the assumption fails).
@@ -213,7 +218,7 @@ def thm33_lower_bound(problem: Problem, v0=None, form: str = "published",
     docs/theorem33.md §6; their ``regime`` says where they were measured). ``eps`` defaults to
     d(B0, B*); any eps >= d(B0, B*) is allowed.
     ``v0`` defaults to ``problem.v0``. Not applicable when cos theta_max(R0, S_perp) = 0,
-    w* = 0, or the labels are not y = X w* (the setting of THEORY.md §1 that the theorem
+    w* = 0, k >= m, or the labels are not y = X w* (the setting of THEORY.md §1 that the theorem
     assumes: noisy or misspecified labels change the FT limit).
     """
     problem = _check_problem(problem)
@@ -235,6 +240,10 @@ def thm33_lower_bound(problem: Problem, v0=None, form: str = "published",
     wn = problem.w_star_norm
     if wn == 0:
         return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE, "w* = 0", theorem, form, regime)
+    if not problem.k < problem.m:
+        return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
+                           f"k = {problem.k} >= m = {problem.m}: the theorem assumes k < m < d - k (THEORY.md §4)",
+                           theorem, form, regime)
     if form == "conjectured" and np.any(v0 != 0):
         return BoundResult(float("nan"), BoundStatus.NOT_APPLICABLE,
                            "the conjectured form is stated for v0 = 0 only: with a head the search found it violated "
@@ -244,7 +253,17 @@ def thm33_lower_bound(problem: Problem, v0=None, form: str = "published",
     if value <= 0:
         return BoundResult(value, BoundStatus.VACUOUS, f"value {value:.3e} <= 0 (the eps term exceeds the "
                            f"alignment term)", theorem, form, regime)
-    return BoundResult(value, BoundStatus.OK, "", theorem, form, regime)
+    return BoundResult(value, BoundStatus.OK, _outside_regime(problem, form, wn), theorem, form, regime)
+
+
+def _outside_regime(problem: Problem, form: str, wn: float) -> str:
+    """For the repair's forms: where this instance lies outside what the search measured
+    (the bound is then an extrapolation, said in ``reason``)."""
+    if form not in REPAIR_FORMS:
+        return ""
+    out = [f"k = {problem.k} > {REPAIR_K_MAX}"] if problem.k > REPAIR_K_MAX else []
+    out += [f"||w*|| = {wn:.3g} outside [{REPAIR_W[0]:g}, {REPAIR_W[1]:g}]"] if not REPAIR_W[0] <= wn <= REPAIR_W[1] else []
+    return ("outside the measured regime (" + "; ".join(out) + "): an extrapolation") if out else ""
 
 
 def lp_upper_bound(problem: Problem, eps: float | None = None) -> BoundResult:
