@@ -134,7 +134,7 @@ class Config:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Config":
-        return cls(seed=seed, k_values=(1, 2, 3), n_family_batches=0, batch_size=10, n_init=10, n_children=10,
+        return cls(seed=seed, k_values=(1, 2, 3, 4), n_family_batches=0, batch_size=10, n_init=10, n_children=10,
                    n_elite=3, max_ref=2, ref_seconds=3.0)
 
     @classmethod
@@ -592,8 +592,8 @@ def _form_row(df, form: str, claim: str) -> dict:
     decided = ok[verdict == "holds"]
     w = ok.loc[ok[f"slack_{form}"].idxmin()]
     by_k = {int(k): round(float(v), 6) for k, v in ok.groupby("k")[f"slack_{form}"].min().items()}
-    details = (f"{len(viol)} decided violations, {len(und)} undecided (1 within the error bar, or near 1 without a "
-               f"reference), {len(decided)} hold, of {len(ok)} non-vacuous instances ({n_vac} vacuous, {n_fail} "
+    details = (f"{len(viol)} decided violations, {len(und)} undecided (their slack within its error bar of 1, or within "
+               f"0.05 of 1 without a reference run), {len(decided)} hold, of {len(ok)} non-vacuous instances ({n_vac} vacuous, {n_fail} "
                f"solver failures of {len(df)}); smallest slack by k {by_k}; smallest: {_inst(w, form)}")
     if len(viol):
         wv = viol.loc[viol[f"slack_{form}"].idxmin()]

@@ -55,9 +55,9 @@ ALL_FORMS = FORMS + REPAIR_FORMS
 #: Where the repaired and conjectured forms were searched (experiments/thm33_repair.py, full mode;
 #: docs/theorem33.md §6). Outside it they are unmeasured.
 #: What the quick search covers (docs/theorem33.md §6.3): k up to REPAIR_K_MAX, ||w*|| in REPAIR_W.
-REPAIR_K_MAX = 3
+REPAIR_K_MAX = 4
 REPAIR_W = (1e-3, 10.0)
-REPAIR_REGIME = ("measured (quick search, seed 0) on: k = 1..3 (k = 4 is in the full search, not yet run), "
+REPAIR_REGIME = ("measured (quick search, seed 0) on: k = 1..4, "
                  "proposals with eps = d(B0, B*) = 0 or in [1e-6, 0.3], ||w*|| in [1e-3, 10] (the ranges a run "
                  "reached are in its report row), "
                  "zero or Gaussian heads (scale 1e-4..10), Sigma = I or shifted, R* Haar-random or with "
