@@ -98,7 +98,8 @@ def network_unit(unit: dict) -> list[dict]:
     states, meta = load_models(folder, names=(a, b))
     sets = {("id_val", "id"): (data.id_val.images, data.id_val.labels),
             ("id_test", "id"): (data.id_test.images, data.id_test.labels)}
-    sets.update({("ood", d): (s.images, s.labels) for d, s in data.ood.items()})
+    keep = unit.get("domains")
+    sets.update({("ood", d): (s.images, s.labels) for d, s in data.ood.items() if keep is None or d in keep})
 
     def make():
         return build_network(cfg["arch"], data.num_classes, image_size=cfg.get("image_size", 224),
@@ -169,8 +170,11 @@ def exact_unit(unit: dict) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- run, table, summary
-def run(families, scale: str, cache: Path, seeds, alphas=ALPHAS, force: bool = False, log=print):
-    """Every unit (cached), as one tidy DataFrame with the declared :data:`COLUMNS`."""
+def run(families, scale: str, cache: Path, seeds, alphas=ALPHAS, force: bool = False, log=print,
+        domains: dict | None = None):
+    """Every unit (cached), as one tidy DataFrame with the declared :data:`COLUMNS`.
+
+    ``domains``: family -> the OOD domains to evaluate (default: all of the family's)."""
     import pandas as pd
 
     from experiments._scoreboard_bridge import extract, units as bridge_units
@@ -184,14 +188,17 @@ def run(families, scale: str, cache: Path, seeds, alphas=ALPHAS, force: bool = F
         h = config_hash(_science(network_config(fam, scale, cache)))
         t0 = time.perf_counter()
         nu = [{"family": name, "scale": scale, "cache": str(cache), "seed": int(s), "path": p,
-               "alphas": list(alphas), "run_hash": h} for s in seeds for p in NET_PATHS]
+               "alphas": list(alphas), "run_hash": h, "domains": (domains or {}).get(name)}
+              for s in seeds for p in NET_PATHS]
         got = run_sweep(f"{NAME}_network", {"family": name, "scale": scale, "run_hash": h}, nu, network_unit,
                         cache / scale / NAME, force=force, progress=True)
         walls[f"{name}_network_s"] = time.perf_counter() - t0
         recs += got
         t0 = time.perf_counter()
         feats = extract(fam, scale, cache, log=log)
-        eu = [dict(u, alphas=list(alphas)) for u in bridge_units(fam, feats)]
+        keep = (domains or {}).get(name)
+        eu = [dict(u, alphas=list(alphas)) for u in bridge_units(fam, feats)
+              if keep is None or u["ood_domain"] in keep]
         got = run_sweep(f"{NAME}_exact", {"family": name, "scale": scale, "features": Path(feats["path"]).name},
                         eu, exact_unit, cache / scale / NAME, force=force, progress=True)
         walls[f"{name}_exact_s"] = time.perf_counter() - t0
@@ -322,6 +329,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="the scoreboard cache (default as the scoreboard's)")
     ap.add_argument("--results", type=Path, default=None,
                     help="where wise_real.csv / .json go (default docs/results for the cpu scale, else the cache)")
+    ap.add_argument("--domains", nargs="+", default=None, metavar="D",
+                    help="OOD domains to evaluate, for every family given (default: all; e.g. zoom_blur-5 for "
+                         "one corruption pair)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     ap.add_argument("--force", action="store_true", help="recompute the cached units")
     args = ap.parse_args(argv)
@@ -337,8 +347,9 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    df, walls = run(families, args.scale, cache, args.seeds, force=args.force, log=log)
-    config = {"families": families, "scale": args.scale, "seeds": args.seeds, "alphas": list(ALPHAS),
+    domains = {f: list(args.domains) for f in families} if args.domains else None
+    df, walls = run(families, args.scale, cache, args.seeds, force=args.force, log=log, domains=domains)
+    config = {"families": families, "domains": domains, "scale": args.scale, "seeds": args.seeds, "alphas": list(ALPHAS),
               "paths": {k: list(v) for k, v in NET_PATHS.items()}, "threads": args.threads,
               "bn": "running mean / var interpolated with the weights; num_batches_tracked from the nearer end"}
     walls["total_s"] = time.perf_counter() - t0
