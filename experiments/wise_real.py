@@ -318,6 +318,29 @@ def summary(df) -> dict:
     return {"network": network_gains(df), "exact": exact_gains(df), "endpoint_check": endpoint_check(df)}
 
 
+def markdown(summ: dict) -> str:
+    """The summary as markdown tables (docs/beyond_lpft.md): networks (OOD accuracy, points, mean
+    ± 90% t half-width over seeds) and the exact model (OOD loss, median over binary tasks)."""
+    def pm(r, k):
+        return f"{100 * r[k]:.1f} ± {100 * r[k + '_hw90']:.1f}"
+    lines = ["| pair | path | kind | OOD alpha=0 | OOD alpha=1 | OOD best alpha | alpha* (seeds) | gain over "
+             "both ends (seeds) | alpha on ID val: gain | ID test at alpha* |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summ["network"]:
+        lines.append(f"| {r['family']}:{r['domain']} | {r['path']} | {r['kind']} | {pm(r, 'ood_a0')} | "
+                     f"{pm(r, 'ood_a1')} | {pm(r, 'ood_best')} | {', '.join(f'{a:g}' for a in r['alpha_best_seeds'])} | "
+                     f"{pm(r, 'gain_best')} ({', '.join(f'{100 * g:+.1f}' for g in r['gain_best_seeds'])}) | "
+                     f"{pm(r, 'gain_val')} | {pm(r, 'id_at_best')} |")
+    lines += ["", "| pair | path | kind | L_ood alpha=0 | L_ood alpha=1 | min L_ood | alpha* (tasks) | gain, decades "
+              "(tasks) | sign acc. gain (tasks) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in summ["exact"]:
+        lines.append(f"| {r['family']}:{r['domain']} | {r['path']} | {r['kind']} | {r['L0']:.3g} | {r['L1']:.3g} | "
+                     f"{r['Lbest']:.3g} | {', '.join(f'{a:g}' for a in r['alpha_best_tasks'])} | "
+                     f"{', '.join(f'{g:.3f}' for g in r['gain_decades_tasks'])} | "
+                     f"{', '.join(f'{100 * g:+.1f}' for g in r['acc_gain_tasks'])} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
     from experiments.scoreboard import FAMILIES, SCALES, default_cache
@@ -354,6 +377,7 @@ def main(argv=None) -> int:
               "bn": "running mean / var interpolated with the weights; num_batches_tracked from the nearer end"}
     walls["total_s"] = time.perf_counter() - t0
     write(df, out, config, walls)
+    log(markdown(summary(df)))
     log(f"[wise_real] {len(df)} rows -> {out / (NAME + '.csv')} in {walls['total_s']:.0f}s")
     return 0
 

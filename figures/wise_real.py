@@ -78,7 +78,7 @@ def figure(df, family, domain, meta, plt):
         axes[3, j].set_xlabel("alpha (0: start, 1: end)")
     axes[0, 0].legend(loc="best", fontsize=8)
     rev = str(meta.get("git_revision", "?"))[:9]
-    fig.suptitle(f"{family} -> {domain}: networks (rows 1-2, {n} seeds, band min-max) and the exact model on "
+    fig.suptitle(f"{family} -> {domain}: networks (rows 1-2, mean of {n} seed(s), band min-max) and the exact model on "
                  f"their features (rows 3-4, one line per binary task, median bold); git {rev}", fontsize=10)
     fig.tight_layout()
     return fig
