@@ -37,13 +37,19 @@ def _load(results_dir):
     return pd.read_csv(csv), json.loads(js.read_text()) if js.is_file() else {}
 
 
-def _net_panel(ax, df, family, domain, path, split, dom):
-    g = df[(df["side"] == "network") & (df["family"] == family) & (df["path"] == path)
-           & (df["split"] == split) & (df["domain"] == dom) & (df["metric"] == "acc")]
+def _curves(df, side, family, path, split, dom, metric, by):
+    """(style, alpha x ``by`` table) of each kind (WiSE-FT, ensemble) present in ``df``."""
+    g = df[(df["side"] == side) & (df["family"] == family) & (df["path"] == path)
+           & (df["split"] == split) & (df["domain"] == dom) & (df["metric"] == metric)]
     for kind, st in KIND_STYLE.items():
-        t = g[g["kind"] == kind].pivot_table(index="alpha", columns="seed", values="value")
-        if t.empty:
-            continue
+        t = g[g["kind"] == kind].pivot_table(index="alpha", columns=by, values="value")
+        if not t.empty:
+            yield st, t
+
+
+def _net_panel(ax, df, family, path, split, dom):
+    n = 0
+    for st, t in _curves(df, "network", family, path, split, dom, "acc", "seed"):
         ax.plot(t.index, 100 * t.mean(1), **st)
         ax.fill_between(t.index, 100 * t.min(1), 100 * t.max(1), color=st["color"], alpha=0.15, lw=0)
         n = t.shape[1]
@@ -52,12 +58,7 @@ def _net_panel(ax, df, family, domain, path, split, dom):
 
 
 def _exact_panel(ax, df, family, path, split, dom):
-    g = df[(df["side"] == "exact") & (df["family"] == family) & (df["path"] == path)
-           & (df["split"] == split) & (df["domain"] == dom) & (df["metric"] == "loss")]
-    for kind, st in KIND_STYLE.items():
-        t = g[g["kind"] == kind].pivot_table(index="alpha", columns="task", values="value")
-        if t.empty:
-            continue
+    for st, t in _curves(df, "exact", family, path, split, dom, "loss", "task"):
         for c in t.columns:
             ax.plot(t.index, t[c], color=st["color"], ls=st["ls"], lw=0.6, alpha=0.5)
         ax.plot(t.index, t.median(1), color=st["color"], ls=st["ls"], lw=2)
@@ -70,8 +71,8 @@ def figure(df, family, domain, meta, plt):
     fig, axes = plt.subplots(4, len(paths), figsize=(4.2 * len(paths), 11), sharex=True, squeeze=False)
     n = 0
     for j, path in enumerate(paths):
-        n = _net_panel(axes[0, j], df, family, domain, path, "ood", domain)
-        _net_panel(axes[1, j], df, family, domain, path, "id_test", "id")
+        n = _net_panel(axes[0, j], df, family, path, "ood", domain)
+        _net_panel(axes[1, j], df, family, path, "id_test", "id")
         _exact_panel(axes[2, j], df, family, path, "ood", domain)
         _exact_panel(axes[3, j], df, family, path, "id", "id")
         axes[0, j].set_title(PATH_LABELS[path])
