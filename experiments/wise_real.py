@@ -35,7 +35,6 @@ import json
 import platform
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -328,7 +327,8 @@ def markdown(summ: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summ["network"]:
         lines.append(f"| {r['family']}:{r['domain']} | {r['path']} | {r['kind']} | {pm(r, 'ood_a0')} | "
-                     f"{pm(r, 'ood_a1')} | {pm(r, 'ood_best')} | {', '.join(f'{a:g}' for a in r['alpha_best_seeds'])} | "
+                     f"{pm(r, 'ood_a1')} | {pm(r, 'ood_best')} | "
+                     f"{', '.join(f'{a:g}' for a in r['alpha_best_seeds'])} | "
                      f"{pm(r, 'gain_best')} ({', '.join(f'{100 * g:+.1f}' for g in r['gain_best_seeds'])}) | "
                      f"{pm(r, 'gain_val')} | {pm(r, 'id_at_best')} |")
     lines += ["", "| pair | path | kind | L_ood alpha=0 | L_ood alpha=1 | min L_ood | alpha* (tasks) | gain, decades "
@@ -352,9 +352,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="the scoreboard cache (default as the scoreboard's)")
     ap.add_argument("--results", type=Path, default=None,
                     help="where wise_real.csv / .json go (default docs/results for the cpu scale, else the cache)")
-    ap.add_argument("--domains", nargs="+", default=None, metavar="D",
-                    help="OOD domains to evaluate, for every family given (default: all; e.g. zoom_blur-5 for "
-                         "one corruption pair)")
+    ap.add_argument("--domains", nargs="+", default=None, metavar="FAMILY=DOMAIN",
+                    help="evaluate only these OOD domains of a family (e.g. corruption=zoom_blur-5 for one "
+                         "corruption pair); families not named get all their domains")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     ap.add_argument("--force", action="store_true", help="recompute the cached units")
     args = ap.parse_args(argv)
@@ -370,9 +370,15 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    domains = {f: list(args.domains) for f in families} if args.domains else None
+    domains: dict = {}
+    for item in args.domains or []:
+        fam, sep, dom = item.partition("=")
+        if not sep or fam not in families or not dom:
+            ap.error(f"--domains takes FAMILY=DOMAIN with FAMILY one of {families}, got {item!r}")
+        domains.setdefault(fam, []).append(dom)
     df, walls = run(families, args.scale, cache, args.seeds, force=args.force, log=log, domains=domains)
-    config = {"families": families, "domains": domains, "scale": args.scale, "seeds": args.seeds, "alphas": list(ALPHAS),
+    config = {"families": families, "domains": domains or None, "scale": args.scale, "seeds": args.seeds,
+              "alphas": list(ALPHAS),
               "paths": {k: list(v) for k, v in NET_PATHS.items()}, "threads": args.threads,
               "bn": "running mean / var interpolated with the weights; num_batches_tracked from the nearer end"}
     walls["total_s"] = time.perf_counter() - t0
