@@ -48,7 +48,8 @@ ALPHAS = tuple(float(a) for a in np.round(np.linspace(0.0, 1.0, 21), 4))
 #: path -> (start, end): saved network names (network side), ``twolayer.interpolate`` pair (exact side)
 NET_PATHS = {"zero_ft": ("start_ft", "ft"), "lp_ft": ("lp", "ft"), "lp_lpft": ("lp", "lpft")}
 #: the tidy table's columns (every record has exactly these): ``run_hash`` is the network run's
-#: config hash (the saved networks' folder; empty on the exact side), ``config_hash`` the sweep's
+#: config hash (the saved networks' folder; empty on the exact side), ``config_hash`` the sweep's,
+#: ``git_revision`` the code that wrote the table (12 digits; the full one is in the JSON)
 COLUMNS = ("experiment", "side", "family", "domain", "seed", "task", "path", "kind", "alpha", "split",
            "metric", "value", "run_hash", "config_hash", "git_revision")
 
@@ -204,7 +205,7 @@ def run(families, scale: str, cache: Path, seeds, alphas=ALPHAS, force: bool = F
         recs += got
         log(f"[wise_real] {name}: network {walls[f'{name}_network_s']:.0f}s, exact {walls[f'{name}_exact_s']:.0f}s")
     rev = git_revision()
-    rows = [{**{c: r.get(c) for c in COLUMNS}, "experiment": NAME, "git_revision": rev} for r in recs]
+    rows = [{**{c: r.get(c) for c in COLUMNS}, "experiment": NAME, "git_revision": rev[:12]} for r in recs]
     return pd.DataFrame(rows, columns=list(COLUMNS)), walls
 
 
