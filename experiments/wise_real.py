@@ -119,6 +119,8 @@ def network_unit(unit: dict) -> list[dict]:
         if names[end] is None:
             continue
         for (split, dom), v in _recorded(meta, names[end]).items():
+            if split == "ood" and keep is not None and dom not in keep:
+                continue
             out.append({**base, "kind": "recorded", "alpha": alpha, "split": split, "domain": dom,
                         "metric": "acc", "value": v})
     print(f"  [wise_real] {unit['family']} seed {unit['seed']} {unit['path']}: {len(out)} rows in "

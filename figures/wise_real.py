@@ -89,7 +89,7 @@ def main(results_dir=None, out_dir=None) -> list:
     df, meta = _load(results_dir)
     plt = setup()
     out = []
-    net = df[(df["side"] == "network") & (df["split"] == "ood")]
+    net = df[(df["side"] == "network") & (df["split"] == "ood") & df["kind"].isin(list(KIND_STYLE))]
     for (family, domain), _ in net.groupby(["family", "domain"]):
         stem = f"wise_real_{family}_{domain}".replace(" ", "_")
         out += save(figure(df, family, domain, meta, plt), out_dir, stem)
