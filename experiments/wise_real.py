@@ -215,10 +215,11 @@ def write(df, out: Path, config: dict, walls: dict) -> None:
     """``wise_real.csv`` (tidy) and ``wise_real.json`` (config, revision, versions, machine, walls)."""
     from twolayer.provenance import atomic_write_json, atomic_write_text
     out = Path(out)
+    rev = git_revision()    # before the table is written: a tracked table being replaced is not "dirty" code
     atomic_write_text(out / f"{NAME}.csv", df.to_csv(index=False, float_format="%.6g"))
     atomic_write_json(out / f"{NAME}.json", {
         "experiment": NAME, "source": SOURCE, "config": config, "columns": list(COLUMNS),
-        "git_revision": git_revision(), "versions": package_versions(),
+        "git_revision": rev, "versions": package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor()},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": walls, "summary": summary(df)})
 
