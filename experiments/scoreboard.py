@@ -139,8 +139,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 
 
 def network_config(family: Family, scale: str, cache: Path, seeds=(0, 1, 2), device: str = "cpu",
-                   data_dir=None) -> dict:
-    """The ``twolayer.empirical`` config of ``family`` at ``scale`` (cpu / gpu / quick / tiny)."""
+                   data_dir=None, save_models: bool = False) -> dict:
+    """The ``twolayer.empirical`` config of ``family`` at ``scale`` (cpu / gpu / quick / tiny).
+
+    ``save_models``: also save each seed's start / LP / FT / LP-FT networks under
+    ``<cache>/<scale>/models`` (``twolayer.empirical.saved_models``; issue 20 §3). Neither it nor
+    the folder enters the run's config hash, so cached runs stay valid."""
     from twolayer.empirical.runner import _merge, preset
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -152,15 +156,17 @@ def network_config(family: Family, scale: str, cache: Path, seeds=(0, 1, 2), dev
         cfg = _merge(cfg, family.quick)
     cfg.update({"seeds": [int(s) for s in seeds], "device": device, "data_dir": data_dir,
                 "results_dir": str(cache / scale / "empirical"), "checkpoint_dir": str(cache / "checkpoints"),
-                "data_cache_dir": str(cache / "data"), "scoreboard_scale": scale})
+                "data_cache_dir": str(cache / "data"), "scoreboard_scale": scale,
+                "models_dir": str(cache / scale / "models"), "save_models": bool(save_models)})
     return cfg
 
 
 def run_network(family: Family, scale: str, cache: Path, seeds=(0, 1, 2), device: str = "cpu",
-                data_dir=None, log=print) -> list[dict]:
-    """Phase 1: the real network's LP / FT / LP-FT on every seed (cached per seed)."""
+                data_dir=None, log=print, save_models: bool = False) -> list[dict]:
+    """Phase 1: the real network's LP / FT / LP-FT on every seed (cached per seed); with
+    ``save_models`` also their networks (a cached seed without them is trained again)."""
     from twolayer.empirical.runner import run_experiment
-    cfg = network_config(family, scale, cache, seeds, device, data_dir)
+    cfg = network_config(family, scale, cache, seeds, device, data_dir, save_models=save_models)
     t0 = time.perf_counter()
     recs = run_experiment(cfg, log=log)
     log(f"[scoreboard] network {family.name} ({scale}): {len(recs)} records in {time.perf_counter() - t0:.0f}s")
@@ -329,6 +335,10 @@ def _parser() -> argparse.ArgumentParser:
                          "subset of families or another scale)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--force", action="store_true", help="recompute the cached bridge units")
+    ap.add_argument("--save-models", action="store_true",
+                    help="network phase: also save each seed's start, LP, FT and LP-FT networks in the cache "
+                         "(<cache>/<scale>/models, for experiments.wise_real); a cached seed without them is "
+                         "trained again, its run file kept")
     return ap
 
 
@@ -374,7 +384,8 @@ def main(argv=None) -> int:
     try:
         if "network" in phases:
             for fam in families:
-                run_network(fam, scale, cache, args.seeds, args.device, args.data_dir, log=log)
+                run_network(fam, scale, cache, args.seeds, args.device, args.data_dir, log=log,
+                            save_models=args.save_models)
         if "bridge" in phases:
             from experiments._scoreboard_bridge import run_bridge
             for fam in families:

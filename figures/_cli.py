@@ -26,7 +26,7 @@ DEFAULT_EMPIRICAL = REPO / "results" / "empirical_gpu"
 EMPIRICAL_FIGURES = ("empirical_distortion",)
 #: Figures drawn from committed results (docs/results) unless the cache holds their own: they
 #: need no results cache, so a fresh clone can draw them.
-COMMITTED_FIGURES = ("scoreboard",)
+COMMITTED_FIGURES = ("scoreboard", "wise_real")
 
 
 def figure_names() -> list[str]:

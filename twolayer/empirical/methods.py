@@ -41,7 +41,7 @@ from .metrics import accuracy, accuracy_and_loss, autocast, head_alignment
 from .selection import Curve
 
 __all__ = ["FTConfig", "LPConfig", "LPResult", "fit_logreg", "linear_probe", "augment_batch",
-           "train_epochs", "finetune", "set_bn_eval", "lp_c_grid", "evaluate_checkpoint"]
+           "train_epochs", "finetune", "start_network", "set_bn_eval", "lp_c_grid", "evaluate_checkpoint"]
 
 
 @dataclass
@@ -397,6 +397,20 @@ def evaluate_checkpoint(net, data: ShiftData, cfg: FTConfig) -> dict:
     return _eval_full(net, data, cfg)
 
 
+def start_network(net0, data: ShiftData, seed: int, head: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """The network FT (``head=None``: a fresh head drawn from ``seed``) or LP-FT (``head`` = the
+    LP head) starts from: a copy of ``net0`` (left unchanged) with that head, on the data's device."""
+    net = copy.deepcopy(net0)
+    dev = data.id_train.images.device
+    if head is None:
+        gen = torch.Generator(device="cpu").manual_seed(int(seed) * 7919 + 17)
+        net.reset_head(data.num_classes, generator=gen)
+        net.head.to(dev)
+    else:
+        net.set_head(head[0].to(dev), head[1].to(dev))
+    return net
+
+
 def finetune(net0, data: ShiftData, lr: float, cfg: FTConfig, seed: int,
              head: tuple[torch.Tensor, torch.Tensor] | None = None, bn_eval: bool = False,
              w_star: torch.Tensor | None = None, progress=None, evaluate_final: bool = True) -> dict:
@@ -413,13 +427,7 @@ def finetune(net0, data: ShiftData, lr: float, cfg: FTConfig, seed: int,
     """
     if cfg.ood_eval not in ("selected", "best", "every"):
         raise ValueError(f"FTConfig.ood_eval must be 'selected', 'best' or 'every', got {cfg.ood_eval!r}")
-    net = copy.deepcopy(net0)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed) * 7919 + 17)
-    if head is None:
-        net.reset_head(data.num_classes, generator=gen)
-        net.head.to(data.id_train.images.device)
-    else:
-        net.set_head(head[0].to(data.id_train.images.device), head[1].to(data.id_train.images.device))
+    net = start_network(net0, data, seed, head)
     start = _start_stats(net, data, w_star, cfg.batch_size, cfg.amp) if w_star is not None else {}
     history: list[dict] = []
     state = {"best": None}

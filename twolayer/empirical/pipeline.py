@@ -24,9 +24,10 @@ import time
 import numpy as np
 
 from .data import ShiftData
-from .methods import FTConfig, LPConfig, evaluate_checkpoint, finetune, linear_probe
+from .methods import FTConfig, LPConfig, evaluate_checkpoint, finetune, linear_probe, start_network
 from .metrics import distortion_from_features, features, weight_distance
 from .results import SCHEMA_VERSION
+from .saved_models import cpu_state
 from .selection import rule_of_thumb_warning, select_run
 
 __all__ = ["compare_methods"]
@@ -52,7 +53,7 @@ def _acc_rows(base, epoch, accs: dict) -> list[dict]:
 
 def compare_methods(net0, data: ShiftData, seed: int, ft: FTConfig, lp: LPConfig | None = None,
                     methods=("lp", "ft", "lpft"), log=print, lp_cache: dict | None = None,
-                    feats: dict | None = None) -> tuple[list[dict], dict]:
+                    feats: dict | None = None, keep_models: bool = False) -> tuple[list[dict], dict]:
     """Run LP, FT and LP-FT for one seed; ``data`` (this seed's split) and ``net0`` on the device.
 
     ``feats``: precomputed eval-mode features of ``net0`` for this split (keys ``id_train``,
@@ -60,6 +61,9 @@ def compare_methods(net0, data: ShiftData, seed: int, ft: FTConfig, lp: LPConfig
     ``data.pool_pos``; missing ones are computed. ``lp_cache`` is accepted for backward
     compatibility and ignored: LP is fitted for every seed on its own split.
     Returns (records, info); info holds the LP sweep, throughput and ``warnings``.
+    ``keep_models``: also return, in ``info["models"]``, CPU state_dicts of the networks FT and
+    LP-FT start from (``start_ft``, ``lp``) and of their selected checkpoints (``ft``, ``lpft``),
+    for ``saved_models.save_models`` (issue 20 §3; the records are the same either way).
     """
     t_start = time.perf_counter()
     net0.eval()
@@ -71,6 +75,10 @@ def compare_methods(net0, data: ShiftData, seed: int, ft: FTConfig, lp: LPConfig
         log(f"{tag} WARNING: {msg}")
 
     lp_res, lp_acc = linear_probe(net0, data, lp, amp=ft.amp, batch_size=ft.eval_batch_size, feats=feats)
+    models: dict = {}
+    if keep_models:
+        models = {"start_ft": cpu_state(start_network(net0, data, seed)),
+                  "lp": cpu_state(start_network(net0, data, seed, (lp_res.weight, lp_res.bias)))}
     for w in lp_res.warnings:
         warn("LP: " + w)
     log(f"{tag} LP: C {lp_res.C:.3g} (l2 {lp_res.l2:.3g}, converged {lp_res.converged}) |W| "
@@ -120,6 +128,8 @@ def compare_methods(net0, data: ShiftData, seed: int, ft: FTConfig, lp: LPConfig
         tot["eval_seconds"] += (time.perf_counter() - t0) - out["timing"]["train_seconds"]
         dist, wd = measure(method, lr, head, out, t0) if full else (None, None)
         if full:
+            if keep_models and method in ("ft", "lpft"):
+                out["state"] = cpu_state(out["net"])
             del out["net"]
         else:
             log(f"{tag} {method.upper():4s} lr {lr:g}: best epoch {out['best_epoch']} ID val "
@@ -157,8 +167,14 @@ def compare_methods(net0, data: ShiftData, seed: int, ft: FTConfig, lp: LPConfig
             lr, out, _, _ = runs[sel.index]
             dist, wd = measure(method, lr, head, out, time.perf_counter())
             runs[sel.index] = (lr, out, dist, wd)
+            if keep_models:
+                out["state"] = cpu_state(out["net"])
             for _, o, _, _ in runs:
                 o.pop("net", None)
+        if keep_models:
+            models[method] = runs[sel.index][1]["state"]
+            for _, o, _, _ in runs:
+                o.pop("state", None)
         for w in sel.warnings:
             warn(f"{method.upper()}: {w}")
         selected[method] = (sel, runs[sel.index][1]["final"])
@@ -191,4 +207,6 @@ def compare_methods(net0, data: ShiftData, seed: int, ft: FTConfig, lp: LPConfig
                    "converged": lp_res.converged, "n_iter": lp_res.n_iter},
             "selected": {m: {"lr": s.lr, "epoch": s.epoch, "id_val": s.id_val} for m, (s, _) in selected.items()},
             "warnings": warnings}
+    if keep_models:
+        info["models"] = models
     return records, info

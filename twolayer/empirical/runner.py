@@ -22,6 +22,7 @@ from .metrics import features
 from .pipeline import compare_methods
 from .pretrain import PretrainConfig, pretrain_backbone, pretrain_key
 from .results import config_hash, load_run, run_path, save_run
+from .saved_models import has_models, models_path, save_models
 
 __all__ = ["preset", "run_experiment", "load_configured_shift", "resolve_device", "PRESETS", "QUICK", "TINY", "SCALES"]
 
@@ -160,7 +161,7 @@ def resolve_device(device: str | None) -> torch.device:
 
 #: config keys that do not change results (excluded from the cache hash)
 _NON_SCIENTIFIC = ("seeds", "device", "data_dir", "results_dir", "checkpoint_dir", "channels_last",
-                   "data_cache_dir")
+                   "data_cache_dir", "save_models", "models_dir")
 
 
 def _science(cfg: dict) -> dict:
@@ -230,8 +231,43 @@ def _seed_feats(pool_f: torch.Tensor, data, fixed_test_f, ood_f: dict) -> dict:
     return f
 
 
+def _models_folder(cfg: dict, h: str, seed: int) -> Path:
+    """Where a seed's saved networks go: ``models_dir`` (default ``<results_dir>/models``)."""
+    root = cfg.get("models_dir") or Path(cfg["results_dir"]) / "models"
+    return models_path(root, cfg["dataset"], cfg["arch"], h, seed)
+
+
+def _record_key(r: dict) -> tuple:
+    return tuple(r.get(k) for k in ("method", "lr", "selected", "epoch", "split", "domain", "metric"))
+
+
+def _save_seed_models(cfg, h, seed, models, recs, cached, info, log) -> None:
+    """Write one seed's networks (``saved_models``) with the records of the run that made them and,
+    when the seed had a cached run file, how far those records are from the cached ones."""
+    meta = {"dataset": cfg["dataset"], "arch": cfg["arch"], "seed": int(seed), "config_hash": h,
+            "selected": info["selected"], "lp": info["lp"], "records": recs}
+    skip = ("images_per_s", "train_seconds")   # timings differ run to run by nature
+    if cached is not None:
+        old = {_record_key(r): r["value"] for r in cached if r["metric"] not in skip}
+        new = {_record_key(r): r["value"] for r in recs if r["metric"] not in skip}
+        common = set(old) & set(new)
+        diffs = [abs(float(old[k]) - float(new[k])) for k in common
+                 if not (old[k] != old[k] and new[k] != new[k])]   # NaN == NaN
+        meta["vs_cached_run"] = {"n_common": len(common), "only_cached": len(set(old) - set(new)),
+                                 "only_new": len(set(new) - set(old)),
+                                 "max_abs_diff": max(diffs) if diffs else None,
+                                 "n_diff": int(sum(d > 0 for d in diffs))}
+        log(f"[{cfg['dataset']} seed {seed}] retrained records vs the cached run: {meta['vs_cached_run']}")
+    folder = save_models(_models_folder(cfg, h, seed), models, meta)
+    log(f"[{cfg['dataset']} seed {seed}] saved networks {sorted(models)} to {folder}")
+
+
 def run_experiment(config: dict, log=print) -> list[dict]:
     """Run (or reuse) every seed of one configured dataset; returns all its records.
+
+    ``save_models`` (opt-in, default off; not part of the config hash, so it never invalidates a
+    cached run) also saves each seed's start / LP / FT / LP-FT networks (``saved_models``) under
+    ``models_dir``; a cached seed without them is trained again for them, its run file kept.
 
     The data are decoded once; every seed gets its own stratified ID split
     (``data.resplit``) and its own LP fit; eval-mode features of the pretrained
@@ -242,14 +278,22 @@ def run_experiment(config: dict, log=print) -> list[dict]:
     results_dir = Path(cfg["results_dir"])
     science = _science(cfg)
     h = config_hash(science)
-    todo, records = [], []
+    save = bool(cfg.get("save_models", False))
+    todo, records, kept = [], [], {}
     for seed in cfg["seeds"]:
         p = run_path(results_dir, cfg["dataset"], cfg["arch"], seed)
         if p.is_file():
             obj = load_run(p)
             if obj.get("config_hash") == h:
-                log(f"[{cfg['dataset']} seed {seed}] cached: {p}")
-                records.extend(obj["records"])
+                if not save or has_models(_models_folder(cfg, h, seed)):
+                    log(f"[{cfg['dataset']} seed {seed}] cached: {p}")
+                    records.extend(obj["records"])
+                    continue
+                # the run file stays as it is; the seed is trained again only to save its networks
+                log(f"[{cfg['dataset']} seed {seed}] cached run has no saved models; training it again to "
+                    "save them (the cached run file is kept)")
+                kept[seed] = obj["records"]
+                todo.append(seed)
                 continue
             log(f"[{cfg['dataset']} seed {seed}] cached run has another config; rerunning")
         todo.append(seed)
@@ -277,7 +321,12 @@ def run_experiment(config: dict, log=print) -> list[dict]:
         splits_file = results_dir / cfg["dataset"] / f"splits_seed{seed}.npz"
         sdata.save_splits(splits_file)
         feats = _seed_feats(pool_f, sdata, fixed_test_f, ood_f)
-        recs, info = compare_methods(net0, sdata, seed, ft, lp, log=log, feats=feats)
+        recs, info = compare_methods(net0, sdata, seed, ft, lp, log=log, feats=feats, keep_models=save)
+        if save:
+            _save_seed_models(cfg, h, seed, info.pop("models"), recs, kept.get(seed), info, log)
+        if seed in kept:  # trained again only for its networks: the cached run file and records stand
+            records.extend(kept[seed])
+            continue
         save_run(results_dir, cfg["dataset"], cfg["arch"], seed, science, recs, lp_sweep=info.pop("lp_sweep"),
                  splits_file=str(splits_file.name),
                  extra={"backbone": binfo, "throughput": dict(info, data_seconds=t_data, feature_seconds=t_feat),
