@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small CPU scale (same as --scale quick)")
     p.add_argument("--scale", default=None, choices=("full", "quick", "tiny"),
                    help="preset scale: full (GPU), quick (CPU, minutes), tiny (smoke test, seconds)")
-    p.add_argument("--seed", type=int, action="append", default=None,
-                   help="a seed (repeat for several; default 0 1 2); each seed has its own split and LP fit")
+    p.add_argument("--seed", "--seeds", type=int, nargs="+", action="extend", default=None,
+                   help="seeds (--seed 0 1 2 or repeated; default 0 1 2); each seed has its own split and LP fit")
     p.add_argument("--out", default="results/empirical", help="results folder (git-ignored; default results/empirical)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     p.add_argument("--data-dir", default=None, help="folder of the data bundles (default: $TWOLAYER_DATA, "

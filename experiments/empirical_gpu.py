@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", action="store_true",
                    help="copy what --phase needs (bundles; EfficientNet-Lite0 code and weights for pacs) from "
                         "the resolved data folder into --data-dir, then exit")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
+    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--device", default=None, help="cuda (default) or cpu (default with --tiny)")
     p.add_argument("--checkpoint-dir", default=None, help="pretrained checkpoints (default <out>/checkpoints)")
     p.add_argument("--tiny", action="store_true", help="seconds-long CPU scale (tests); numbers mean nothing")

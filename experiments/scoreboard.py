@@ -322,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="cpu (default: the committed CPU protocol), gpu (full presets, PACS at 224 px), "
                          "quick (tiny data: minutes, numbers mean nothing), tiny (seconds, tests)")
     ap.add_argument("--quick", action="store_true", help="same as --scale quick")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
+    ap.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], metavar="S",
                     help="the network's seeds (each its own split, probe and runs; default 0 1 2)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (feature extraction and training)")
     ap.add_argument("--data-dir", default=None, help="folder of the data bundles (default ../shared/data)")

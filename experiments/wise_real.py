@@ -352,7 +352,7 @@ def main(argv=None) -> int:
     ap.add_argument("--family", action="append", choices=sorted(FAMILIES), default=None,
                     help="scoreboard family (repeat; default digits)")
     ap.add_argument("--scale", choices=SCALES, default="cpu")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], metavar="S")
     ap.add_argument("--cache", type=Path, default=None, help="the scoreboard cache (default as the scoreboard's)")
     ap.add_argument("--results", type=Path, default=None,
                     help="where wise_real.csv / .json go (default docs/results for the cpu scale, else the cache)")

@@ -139,3 +139,16 @@ def test_figure_titles_state_seed_and_mode(tmp_path, monkeypatch):
     paths = fig_toy2d.main(tmp_path, tmp_path / "figs")
     assert paths[0].is_file()
     assert titles and titles[0].startswith("[quick mode, seed 3] 2-D toy")
+
+
+def test_one_seed_vocabulary_across_the_real_network_clis():
+    """--seed and --seeds are one option in every command that takes several seeds."""
+    import subprocess
+    import sys
+    for mod in ("experiments.empirical", "experiments.scoreboard", "experiments.empirical_gpu",
+                "experiments.wise_real"):
+        out = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+        if out.returncode != 0 and "torch" in (out.stdout + out.stderr).lower():
+            continue                                 # the empirical extra is missing: one line, tested elsewhere
+        assert "--seed" in out.stdout and "--seeds" in out.stdout, (mod, out.stdout[-400:], out.stderr[-400:])
