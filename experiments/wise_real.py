@@ -351,8 +351,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.wise_real", description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", action="append", choices=sorted(FAMILIES), default=None,
                     help="scoreboard family (repeat; default digits)")
-    ap.add_argument("--scale", choices=SCALES, default="cpu")
-    ap.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], metavar="S")
+    ap.add_argument("--scale", choices=SCALES, default="cpu",
+                    help="the scoreboard scale whose saved networks are read (default cpu)")
+    ap.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0, 1, 2], metavar="S",
+                    help="the network seeds to interpolate (default 0 1 2)")
     ap.add_argument("--cache", type=Path, default=None, help="the scoreboard cache (default as the scoreboard's)")
     ap.add_argument("--results", type=Path, default=None,
                     help="where wise_real.csv / .json go (default docs/results for the cpu scale, else the cache)")

@@ -15,7 +15,7 @@ from experiments.__main__ import experiment_names
 REPO = Path(__file__).resolve().parent.parent
 
 #: Theorem-check experiments: all built on experiments._common.cli.
-SWEEPS = [n for n in experiment_names() if n not in ("benchmark_flow", "scoreboard")
+SWEEPS = [n for n in experiment_names() if n not in ("benchmark_flow", "scoreboard", "wise_real")
           and not n.startswith("empirical") and n != "real_features"]
 COMMON = {"--quick", "--seed", "--out", "--force", "--executor", "--workers", "--scheduler"}
 
