@@ -573,7 +573,7 @@ def main(argv=None) -> int:
                     help="extract and cache the features, then stop (e.g. on a GPU machine; the flow "
                          "then runs anywhere from the cached .npz files)")
     args = ap.parse_args(argv)
-    require_writable(ap, {"--out": args.out if args.out is not None else DEFAULT_RESULTS})
+    require_writable(ap, {"--out / --cache": args.out if args.out is not None else DEFAULT_RESULTS})
     require_torch(f"python -m experiments.{NAME}")
     import pandas as pd
     config = Config.quick(args.seed) if args.quick else Config.full(args.seed)

@@ -32,7 +32,7 @@ def test_experiment_cli_refuses_bad_out_before_computing(tmp_path, kind, capsys,
         toy2d.main(["--quick", "--out", str(out)])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert f"option `--out`: {out}" in err and "give a folder you can create files in" in err
+    assert f"option `--out / --cache`: {out}" in err and "give a folder you can create files in" in err
 
 
 @pytest.mark.parametrize("kind", BAD_OUTS)
