@@ -6,9 +6,10 @@ Importing twolayer changes no global state (JAX float64 is enabled only inside
 the solver calls) and never imports torch (see ``twolayer.empirical``).
 """
 
-from . import _sources, bounds, closed_form  # noqa: F401 - _sources: the files as imported
-from .errors import (AssumptionError, NotOrthonormalError, PrecisionWarning, SolverCertificateError,
-                     SolverError, SolverFailedError, SolverStepLimitError, TwoLayerInputError)
+from . import _sources, accuracy, bounds, closed_form  # noqa: F401 - _sources: the files as imported
+from .errors import (AssumptionError, NoLimitError, NotConvergedError, NotOrthonormalError, PrecisionWarning,
+                     SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError,
+                     TwoLayerInputError)
 from .flow import FlowConfig, FlowResult, compile_count, simulate, simulate_batch
 from .gd import gradient_descent
 from .generate import make_problem, ood_second_moment
@@ -30,7 +31,8 @@ __all__ = [
     "train_loss", "ood_loss", "id_loss", "feature_change", "effective_predictor",
     "train_loss_w", "ood_loss_w", "id_loss_w",
     "invariant_drift", "InvariantDrift", "distance", "procrustes_rotation", "procrustes_distance",
-    "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds", "closed_form",
+    "cos_theta_max", "principal_angles", "orthonormalize_rows", "bounds", "closed_form", "accuracy",
+    "NotConvergedError", "NoLimitError",
     "TwoLayerInputError", "NotOrthonormalError", "AssumptionError", "SolverStepLimitError",
     "SolverFailedError", "PrecisionWarning",
 ]
