@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from twolayer.provenance import (atomic_write_text, code_fingerprint, code_text, config_hash, git_revision, jsonable,
+from twolayer.provenance import (REPO, atomic_write_text, code_fingerprint, code_text, config_hash, git_revision, jsonable,
                                  module_file, package_versions)
 
 from ._code import StaleCodeError, _code_mismatch, check_code_is_current, code_parts, edited_since_import
@@ -53,7 +53,6 @@ __all__ = ["DEFAULT_RESULTS", "log_time_grid", "config_hash", "atomic_write_text
            "edited_since_import", "rerun_command", "unwritable_reason", "check_writable", "require_writable",
            "require_torch"]
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(os.environ.get("TWOLAYER_RESULTS", REPO / "results" / "cache"))
 
 

@@ -344,20 +344,26 @@ def _params_of(rec: dict) -> dict:
     return out
 
 
-def _guided(config: Config, k: int, m: int, index: int) -> list[dict]:
-    rng = np.random.default_rng([config.seed, k, m, index, 7])
-    recs = evaluate([draw(rng, config, k, m) for _ in range(config.n_init)], config, "guided:init")
+def evolve(rng: np.random.Generator, config, recs: list[dict], forms, mutate_fn, params_of, evaluate_fn) -> list[dict]:
+    """The guided search's rounds (shared with :mod:`experiments.thm33_repair`): each round keeps the
+    ``n_elite`` smallest slacks of every form in ``forms`` as parents, mutates ``n_children`` of them
+    at a shrinking scale and evaluates the children; returns every record."""
     for r in range(config.n_rounds):
         scale = 0.15 * 0.6 ** r
         parents = []
-        for form in FORMS:
+        for form in forms:
             ranked = sorted((x for x in recs if np.isfinite(_score(x, form))), key=lambda x: _score(x, form))
             parents += ranked[:config.n_elite]
-        if not parents:
-            parents = recs
-        kids = [mutate(rng, config, _params_of(parents[i % len(parents)]), scale) for i in range(config.n_children)]
-        recs += evaluate(kids, config, f"guided:round{r + 1}")
+        parents = parents or recs
+        kids = [mutate_fn(rng, config, params_of(parents[i % len(parents)]), scale) for i in range(config.n_children)]
+        recs += evaluate_fn(kids, config, f"guided:round{r + 1}")
     return recs
+
+
+def _guided(config: Config, k: int, m: int, index: int) -> list[dict]:
+    rng = np.random.default_rng([config.seed, k, m, index, 7])
+    recs = evaluate([draw(rng, config, k, m) for _ in range(config.n_init)], config, "guided:init")
+    return evolve(rng, config, recs, FORMS, mutate, _params_of, evaluate)
 
 
 def _random(config: Config, k: int, m: int, index: int) -> list[dict]:

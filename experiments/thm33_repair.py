@@ -463,9 +463,7 @@ def _constructed(config: Config, k: int) -> list[dict]:
     return recs
 
 
-def _score(rec: dict, form: str) -> float:
-    s = rec.get(f"slack_{form}", float("nan"))
-    return float(s) if s is not None and np.isfinite(s) and s > 0 else float("inf")
+_score = bt._score
 
 
 def _params_of(rec: dict) -> dict:
@@ -479,16 +477,7 @@ def _params_of(rec: dict) -> dict:
 def _guided(config: Config, k: int, index: int) -> list[dict]:
     rng = np.random.default_rng([config.seed, k, index, 7])
     recs = evaluate([draw(rng, config, k) for _ in range(config.n_init)], config, "guided:init")
-    for r in range(config.n_rounds):
-        scale = 0.15 * 0.6 ** r
-        parents = []
-        for form in ("published", "conjectured"):
-            ranked = sorted((x for x in recs if np.isfinite(_score(x, form))), key=lambda x: _score(x, form))
-            parents += ranked[:config.n_elite]
-        parents = parents or recs
-        kids = [mutate(rng, config, _params_of(parents[i % len(parents)]), scale) for i in range(config.n_children)]
-        recs += evaluate(kids, config, f"guided:round{r + 1}")
-    return recs
+    return bt.evolve(rng, config, recs, ("published", "conjectured"), mutate, _params_of, evaluate)
 
 
 def _family(config: Config, k: int, index: int) -> list[dict]:
@@ -510,21 +499,21 @@ def _gradient(config: Config, start: dict, form: str) -> list[dict]:
     return evaluate_problems(iterates, params, config, f"gradient:{form}") if iterates else []
 
 
+#: What each unit kind computes (a method table, not string dispatch).
+UNIT_KINDS = {
+    "constructed": lambda config, unit: _constructed(config, unit["k"]),
+    "guided": lambda config, unit: _guided(config, unit["k"], unit["index"]),
+    "family": lambda config, unit: _family(config, unit["k"], unit["index"]),
+    "general": lambda config, unit: _general(config, unit["k"], unit["index"]),
+    "gradient": lambda config, unit: _gradient(config, unit["start"], unit["form"]),
+}
+
+
 def compute(config: Config, unit: dict) -> list[dict]:
     t0 = time.perf_counter()
-    kind = unit["kind"]
-    if kind == "constructed":
-        recs = _constructed(config, unit["k"])
-    elif kind == "guided":
-        recs = _guided(config, unit["k"], unit["index"])
-    elif kind == "family":
-        recs = _family(config, unit["k"], unit["index"])
-    elif kind == "general":
-        recs = _general(config, unit["k"], unit["index"])
-    elif kind == "gradient":
-        recs = _gradient(config, unit["start"], unit["form"])
-    else:
-        raise ValueError(f"unknown unit kind {kind!r}")
+    if unit["kind"] not in UNIT_KINDS:
+        raise ValueError(f"unknown unit kind {unit['kind']!r}; known: {sorted(UNIT_KINDS)}")
+    recs = UNIT_KINDS[unit["kind"]](config, unit)
     dt = time.perf_counter() - t0
     for r in recs:
         r["unit_seconds"] = dt
@@ -624,9 +613,9 @@ def check(records, config: Config) -> list[dict]:
         source=SOURCE, status="pass" if all(oks) and len(got) >= 2 else "fail",
         margin=float(min(ISSUE_SLACK[k] - got[k][0] for k in ISSUE_SLACK if k in got)) if got else None,
         unit="issue's slack - ours", n_cases=int(len(issue)),
-        details=(f"constructed slack by k (published form, with the reference error bar): "
+        details=("constructed slack by k (published form, with the reference error bar): "
                  + ", ".join(f"k={k}: {s:.6g} (+-{e:.1e} rel.)" for k, (s, e) in sorted(got.items()))
-                 + f"; the exact equal-angle limit (closed form) sqrt(k) x k = 1 ratio: "
+                 + "; the exact equal-angle limit (closed form) sqrt(k) x k = 1 ratio: "
                  + ", ".join(f"k={int(r['k'])}: {float(r['cf_sqrt_ood_inf'] / r['bound_published']):.6g}"
                              for _, r in issue.iterrows())
                  + f"; smallest published slack anywhere in the search by k: {best}")))

@@ -31,6 +31,7 @@ from ._field import field, steady_measure
 from .certificate import certify, limit_gap_tol
 from .errors import SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError
 from .flow_config import FlowConfig
+from .stiffness import diagnose, hessian_bound
 from .tail import Curvature, curvature, linear_tail, minimum_gap, reduced_eigh, slow_rate
 from .trajectory import FlowResult
 
@@ -149,11 +150,8 @@ def is_saddle(curv: Curvature, config: FlowConfig, case: Case | None = None, v=N
 
 
 def _hessian_bound(case: Case) -> float:
-    """L = 2 max(s2) (||v0||^2 + ||G0||^2) + 2 ||r_S(y0)||: a bound on the largest eigenvalue
-    of the reduced Hessian at the start (1 / L: the fastest time scale)."""
-    r = case.s2 * (case.G0.T @ case.v0) - case.c
-    return 2.0 * float(np.max(case.s2)) * (float(case.v0 @ case.v0) + float(np.sum(case.G0 ** 2))) \
-        + 2.0 * float(np.linalg.norm(r))
+    """L at the start (:func:`twolayer.stiffness.hessian_bound`)."""
+    return hessian_bound(case.s2, case.c, case.v0, case.G0)
 
 
 def _atol(case: Case, config: FlowConfig, L: float) -> float:
@@ -312,7 +310,6 @@ def start(case: Case, ctx: Context, where: str = ""):
 
 def _step_limit_error(case: Case, config: FlowConfig, raw, job, ctx: Context, where: str):
     """The step-limit error: what was asked, what made the flow stiff, and what helps."""
-    from .stiffness import diagnose
     t1 = job.t1
     if ctx.want_inf:
         asked = f"t = inf (the steady state, sought up to t_inf_max={t1:g})"

@@ -1,7 +1,7 @@
 """What makes a flow stiff, for the step-limit error (issue 22 §3).
 
 The reduced flow's fastest rate at the start is bounded by
-L = 2 max(s^2) (||v0||^2 + ||G0||^2) + 2 ||r_S(0)|| (:func:`twolayer.policy._hessian_bound`),
+L = 2 max(s^2) (||v0||^2 + ||G0||^2) + 2 ||r_S(0)|| (:func:`hessian_bound`),
 and an explicit solver's step cannot exceed a few / L. When the steps taken before the
 step limit averaged less than ``STIFF_STEP / L``, the scale of the head (||v0||), of the
 features on S (||G0||) held them down (when it exceeds ``SCALE_RATIO`` times a solution's
@@ -22,14 +22,20 @@ STIFF_STEP = 10.0
 SCALE_RATIO = 100.0
 
 
+def hessian_bound(s2, c, v, G) -> float:
+    """L = 2 max(s2) (||v||^2 + ||G||^2) + 2 ||r_S||: a bound on the largest eigenvalue of the
+    reduced Hessian at (v, G) (1 / L: the fastest time scale)."""
+    r = s2 * (G.T @ v) - c
+    return 2.0 * float(np.max(s2)) * (float(v @ v) + float(np.sum(G ** 2))) + 2.0 * float(np.linalg.norm(r))
+
+
 def diagnose(s2, c, v0, G0, t_end: float, steps: int) -> str | None:
     """A sentence naming the scale that made the flow stiff, or None when it was not: the
     solver took ``steps`` steps to reach ``t_end``; when the mean step is within
     ``STIFF_STEP`` of the fastest time scale 1 / L, the step size was held down by L."""
     s2max = float(np.max(s2))
     head, feat = float(v0 @ v0), float(np.sum(G0 ** 2))
-    r = s2 * (G0.T @ v0) - c
-    L = 2.0 * s2max * (head + feat) + 2.0 * float(np.linalg.norm(r))
+    L = hessian_bound(s2, c, v0, G0)
     natural = G0.shape[0] + float(np.linalg.norm(c / s2))     # a state of the solution's own size
     if not (steps > 0 and t_end > 0 and L > 0) or t_end / steps * L > STIFF_STEP \
             or (head + feat) < SCALE_RATIO * natural:
