@@ -84,7 +84,7 @@ def test_steady_state_tail_matches_integrating_on():
 
 def test_tail_hessian_matches_finite_differences():
     from twolayer._field import field
-    from twolayer.tail import reduced_hessian
+    from twolayer.hessian import reduced_hessian
     p = tl.make_problem(0, 20, 3, 6, 9, 0.1, head_init="gaussian")
     s2, c, G0, _ = p.reduced
     rng = np.random.default_rng(0)
@@ -105,10 +105,10 @@ def test_tail_hessian_matches_finite_differences():
 @given(k=st.integers(1, 6), m=st.integers(1, 12), seed=st.integers(0, 2**31 - 1),
        state=st.sampled_from(["random", "v = 0", "r = 0", "v = 0 and r = 0", "tiny v"]))
 def test_reduced_eigh_is_the_dense_eigh(k, m, seed, state):
-    """tail.reduced_eigh (eigh on an invariant subspace of dimension <= 2k + m - 1, its
+    """hessian.reduced_eigh (eigh on an invariant subspace of dimension <= 2k + m - 1, its
     complement in the null space) gives np.linalg.eigh's eigenvalues of the reduced Hessian
     and an orthonormal eigenbasis of it, at stops (r = 0), saddles (v = 0) and anywhere."""
-    from twolayer.tail import reduced_eigh, reduced_hessian
+    from twolayer.hessian import reduced_eigh, reduced_hessian
     rng = np.random.default_rng(seed)
     s2 = rng.uniform(1e-2, 4.0, m) ** 2
     G = rng.standard_normal((k, m))

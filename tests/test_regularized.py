@@ -1,6 +1,6 @@
 """The regularised FT flow and its limit (twolayer.regularized, twolayer._field; THEORY.md §6):
 lam = 0 is FT's field exactly, the Jacobian is minus the Hessian (finite differences,
-jax.jacfwd, tail.reduced_hessian), the reduced flow equals the full-state reference, the
+jax.jacfwd, hessian.reduced_hessian), the reduced flow equals the full-state reference, the
 limit is certified and independent of the integrator, and every failure is a SolverError."""
 from __future__ import annotations
 
@@ -67,10 +67,10 @@ def test_jacobian_is_minus_hessian_and_matches_finite_differences(lam, head):
 
 def test_jacobian_matches_jacfwd_and_the_tail_hessian():
     """:func:`_field.jacobian` equals jax.jacfwd of :func:`_field.field` (both in jnp, lam terms
-    included), its NumPy value to rounding, and at lam = 0 minus tail.reduced_hessian (FT)."""
+    included), its NumPy value to rounding, and at lam = 0 minus hessian.reduced_hessian (FT)."""
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
-    from twolayer.tail import reduced_hessian
+    from twolayer.hessian import reduced_hessian
     p = _problem()
     s2, c, G0, v, G = _state(p, scale=0.3, seed=1)
     k, m = G.shape

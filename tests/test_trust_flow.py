@@ -471,15 +471,50 @@ def test_policy_failures_are_values_and_the_result_is_decided_at_the_end():
     ts = np.array([0.0, np.inf])
     ctx = policy.Context(ts, cfg.t_inf_max, True, cfg, _solve.result_codes(), False, time.perf_counter(), 1)
     case = policy.Case(s2, c, p.v0, G0, 1.0)
-    first = policy.start(case, ctx)
+    (first,) = policy.start([case], ctx, [0])
     assert isinstance(first, policy.Integrate)
     codes = ctx.codes
     k, m = G0.shape
     raw = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), p.v0, G0, 0.5, codes["max_steps"], np.array([9, 9, 0]))
-    end = policy.after_solve(case, first.job, raw, ctx)
+    (end,) = policy.after_solve([case], [first.job], [raw], ctx, [0])
     assert isinstance(end, policy.Fail) and isinstance(end.error, SolverStepLimitError)
     tr = tl.simulate(p, "ft", ts)
     assert tr.result is tl.FlowResult.STEADY_TAIL
+
+
+def test_the_policy_on_a_chunk_is_the_policy_one_problem_at_a_time():
+    """Issue 19 §2: start / after_solve / finish run on a whole chunk as stacked arrays (one
+    eigendecomposition, tail and certificate for all); every problem's outcome is bit for bit
+    the one it gets alone, across the paths a chunk can mix: steady stops, an exact saddle
+    held, a near-saddle escape, a stationary LP-FT start, a slow mode integrated past."""
+    from twolayer import flow, policy
+    from twolayer.methods import get_method
+    members = [("ft", tl.make_problem(s, 12, 2, 5, 8, eps, head_init=h))
+               for s, eps, h in ((0, 0.3, "gaussian"), (1, 0.01, "zero"), (2, 1.0, "gaussian"))]
+    members += [("ft", saddle_problem(0.0, 1)), ("ft", saddle_problem(1e-9, 1)),
+                ("lpft", tl.make_problem(0, d=20, k=2, m=5, n=8, eps=0.0, shift="large")),
+                ("ft", illcond_problem(1e5))]
+    ts, cfg = np.array([0.0, 0.5, 3.0, np.inf]), tl.FlowConfig()
+
+    def ends(chunked: bool) -> list:
+        cases = [flow._case_for(p, get_method(m), np.array(p.v0)) for m, p in members]
+        driver = flow._Driver(cases, flow._context(ts, cfg, True, len(cases)), None, "map")
+        for idx in ([range(len(cases))] if chunked else [[i] for i in range(len(cases))]):
+            driver.drive(idx)
+        return driver.ends
+
+    together, alone = ends(True), ends(False)
+    results = []
+    for a, b in zip(together, alone):
+        assert type(a) is type(b) is policy.Done, (a, b)
+        np.testing.assert_array_equal(a.v, b.v)
+        np.testing.assert_array_equal(a.G, b.G)
+        assert a.result is b.result
+        drop = lambda d: {k: v for k, v in (d or {}).items() if k not in ("seconds", "wall_time_s")}
+        assert drop(a.certificate) == drop(b.certificate) and drop(a.stats) == drop(b.stats)
+        results.append(a.result)
+    assert {tl.FlowResult.STEADY_TAIL, tl.FlowResult.SADDLE_HELD, tl.FlowResult.STATIONARY_T0,
+            tl.FlowResult.STEADY_SLOW} <= set(results), results
 
 
 def test_step_limit_from_a_large_head_says_the_flow_is_stiff_and_why():

@@ -181,6 +181,13 @@ def _to_raw(out, pos=None) -> Raw:
                np.asarray(G_e, np.float64), float(te), int(code), np.asarray(stats, np.int64))
 
 
+def _chunk_raws(out, n: int) -> list[Raw]:
+    """The first ``n`` problems' :class:`Raw` from a vmapped solve's stacked outputs (views)."""
+    v_ts, G_ts, v_e, G_e = (np.asarray(o, np.float64) for o in out[:4])
+    te, code, stats = np.asarray(out[4]).tolist(), np.asarray(out[5]).tolist(), np.asarray(out[6], np.int64)
+    return [Raw(v_ts[i], G_ts[i], v_e[i], G_e[i], float(te[i]), int(code[i]), stats[i]) for i in range(n)]
+
+
 def _solver_fn(solver: str, max_steps: int, batched: bool, k: int, m: int, ts_pad, chunk: int, t1s):
     """The exported solver for these shapes when the export cache serves it, else the traced
     one. The exported solver cannot raise on bad save times (:mod:`twolayer._export`): they
@@ -239,7 +246,7 @@ def _run_chunk(jobs: list[Job], ts_pad, max_steps, chunk: int) -> list[Raw]:
         out = jax.device_get(out)
     _count_solve(t0)
     _RAN.add(_key(jobs[0].solver, max_steps, True, k, m, ts_pad, chunk))
-    return [_to_raw(out, i) for i in range(len(jobs))]
+    return _chunk_raws(out, len(jobs))
 
 
 def cpu_cores() -> int:

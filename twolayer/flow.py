@@ -143,13 +143,16 @@ def _context(ts: np.ndarray, config: FlowConfig, batched: bool, n: int) -> Conte
     return Context(ts, t1, want_inf, config, _solve.result_codes(), batched, time.perf_counter(), n)
 
 
-def _settle(case: Case, transition, ctx: Context, i: int):
-    """Follow the transitions that need no solve (an ending is finished at once): returns
-    Integrate, Done or Fail."""
-    while isinstance(transition, (Stop, Hold)):
+def _settle(cases: list, idx: list, transitions: list, ctx: Context) -> list:
+    """Finish the endings (Stop, Hold) among a chunk's transitions at once: returns each
+    case's Integrate, Done or Fail."""
+    at = [j for j, tr in enumerate(transitions) if isinstance(tr, (Stop, Hold))]
+    if at:
         with timed("finish"):
-            transition = finish(case, transition, ctx, ctx.where(i))
-    return transition
+            done = finish([cases[j] for j in at], [transitions[j] for j in at], ctx, [idx[j] for j in at])
+        for j, tr in zip(at, done):
+            transitions[j] = tr
+    return transitions
 
 
 def _unfinished(ctx: Context, i: int) -> Fail:
@@ -159,7 +162,8 @@ def _unfinished(ctx: Context, i: int) -> Fail:
 class _Driver:
     """Moves the problems of one call through the policy (:mod:`twolayer.policy`): their
     jobs to the solver, one at a time per thread ("map") or as padded vmapped chunks
-    ("vmap"), and the raw ends back into transitions. Holds no policy of its own."""
+    ("vmap"), and the raw ends back into transitions, a chunk at a time. Holds no policy
+    of its own."""
 
     def __init__(self, cases: list[Case], ctx: Context, pool, batching: str):
         config = ctx.config
@@ -167,10 +171,6 @@ class _Driver:
         self.ts_pad = _solve.pad_times(ctx.ts[np.isfinite(ctx.ts)])
         self.chunk = int(config.chunk) if config.chunk is not None else _solve.default_chunk()
         self.ends: list = [None] * len(cases)
-
-    def pmap(self, fn, xs):
-        xs = list(xs)
-        return list(self.pool.map(fn, xs)) if self.pool is not None and len(self.cases) > 1 else [fn(x) for x in xs]
 
     def has_run(self, chunk: int = 0) -> bool:
         k, m = self.cases[0].G0.shape
@@ -180,39 +180,33 @@ class _Driver:
         return _solve.integrate(jobs, self.ts_pad, max_steps=int(self.ctx.config.max_steps),
                                 batching=self.batching, chunk=self.chunk)
 
-    def begin(self, i):
+    def begin(self, idx: list) -> list:
+        cases = [self.cases[i] for i in idx]
         with timed("prepare"):
-            return _settle(self.cases[i], start(self.cases[i], self.ctx, self.ctx.where(i)), self.ctx, i)
+            transitions = start(cases, self.ctx, idx)
+        return _settle(cases, idx, transitions, self.ctx)
 
-    def advance(self, i, job, raw):
+    def advance(self, idx: list, jobs: list, raws: list) -> list:
+        cases = [self.cases[i] for i in idx]
         with timed("stop"):
-            return _settle(self.cases[i], after_solve(self.cases[i], job, raw, self.ctx, self.ctx.where(i)),
-                           self.ctx, i)
+            transitions = after_solve(cases, jobs, raws, self.ctx, idx)
+        return _settle(cases, idx, transitions, self.ctx)
 
     def end(self, i, transition):
         self.ends[i] = _unfinished(self.ctx, i) if isinstance(transition, Integrate) else transition
 
-    def drive_one(self, i):
-        """One pipeline per problem (start, integrate, after_solve, finish), so that the
-        threads never wait for each other between the stages."""
-        tr = self.begin(i)
-        for _ in range(MAX_ROUNDS):
-            if not isinstance(tr, Integrate):
-                break
-            (raw,) = self.integrate([tr.job])
-            tr = self.advance(i, tr.job, raw)
-        self.end(i, tr)
-
-    def drive_group(self, idx):
-        """One padded solve of the group's pending jobs per round; the policy on the pool."""
-        state = dict(zip(idx, self.pmap(self.begin, idx)))
+    def drive(self, idx):
+        """One chunk through the policy: its pending jobs integrated together each round
+        (one padded vmapped solve, or one solve per job on this thread with "map"), the
+        transitions of the chunk at once."""
+        idx = list(idx)
+        state = dict(zip(idx, self.begin(idx)))
         for _ in range(MAX_ROUNDS):
             pending = [i for i in idx if isinstance(state[i], Integrate)]
             if not pending:
                 break
-            raws = self.integrate([state[i].job for i in pending])
-            state.update(zip(pending, self.pmap(lambda ir: self.advance(ir[0], state[ir[0]].job, ir[1]),
-                                                zip(pending, raws))))
+            jobs = [state[i].job for i in pending]
+            state.update(zip(pending, self.advance(pending, jobs, self.integrate(jobs))))
         for i in idx:
             self.end(i, state[i])
 
@@ -221,19 +215,23 @@ class _Driver:
         if self.batching == "map":
             first = 0
             while first < n and not self.has_run():     # alone until a first solve (it may compile)
-                self.drive_one(first)
+                self.drive([first])
                 first += 1
-            self.pmap(self.drive_one, range(first, n))
+            if self.pool is not None and n - first > 1:
+                list(self.pool.map(lambda i: self.drive([i]), range(first, n)))
+            else:
+                for i in range(first, n):
+                    self.drive([i])
             return self.ends
         groups = [range(a, min(a + self.chunk, n)) for a in range(0, n, self.chunk)]
         if self.pool is None or len(groups) == 1:
             for idx in groups:
-                self.drive_group(idx)
+                self.drive(idx)
             return self.ends
         if not self.has_run(self.chunk):
-            self.drive_group(groups.pop(0))              # alone: it may trace and compile
+            self.drive(groups.pop(0))                    # alone: it may trace and compile
         with ThreadPoolExecutor(max_workers=_VMAP_DRIVERS) as drivers:
-            list(drivers.map(self.drive_group, groups))
+            list(drivers.map(self.drive, groups))
         return self.ends
 
 
@@ -281,7 +279,7 @@ def _case_for(problem: Problem, meth: Method, v0: np.ndarray, gamma: float = 1.0
         s2, c, G0, _ = problem.reduced
     v_start = np.asarray(meth.start(problem, v0), np.float64)
     q = rates.head_scale(gamma) if gamma != 1.0 else 1.0
-    i2 = float(np.linalg.norm(np.outer(v_start, v_start) * q ** 2 - problem.B0 @ problem.B0.T / q ** 2))
+    i2 = float(np.linalg.norm(np.outer(v_start, v_start) * q ** 2 - problem.B0_B0T / q ** 2))
     return Case(np.asarray(s2, np.float64), np.asarray(c, np.float64), q * v_start,
                  np.asarray(G0, np.float64) / q, i2)
 

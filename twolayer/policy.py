@@ -2,7 +2,8 @@
 themselves are described in :mod:`twolayer.flow`).
 
 A problem is a :class:`Case` (its reduced data and what the policy has tried). Each
-transition takes the case and returns what happens next:
+transition takes a chunk of cases (a list; one problem is a chunk of one) and returns, for
+each, what happens next:
 
 * :func:`start` -> :class:`Integrate` | :class:`Stop` (steady at t = 0) | :class:`Hold`
 * :func:`after_solve` (an integration's raw end) -> :class:`Integrate` (retry, saddle
@@ -15,6 +16,12 @@ The :class:`FlowResult` is decided where a problem ends (:class:`Stop` / :class:
 every failure is a :class:`Fail` holding its :class:`SolverError`, never a raise out of
 the policy. The driver (threads, vmapped chunks, padding: :mod:`twolayer.flow`) only
 moves jobs to the solver and transitions back.
+
+The numbers run on the whole chunk as stacked arrays (issue 19 §2): the start's steady
+test and tolerances, the stop analysis (:func:`twolayer.tail.analyse`: one stacked
+eigendecomposition, the curvature, the closed-form tail, the limit gap) and the
+certificate (:func:`twolayer.certificate.certify_chunk`); only the decisions, which are
+scalar, run per problem.
 """
 
 from __future__ import annotations
@@ -28,11 +35,11 @@ import numpy as np
 
 from . import _solve
 from ._field import field, steady_measure
-from .certificate import certify, limit_gap_tol
+from .certificate import certify, certify_chunk, limit_gap_tol
 from .errors import SolverCertificateError, SolverError, SolverFailedError, SolverStepLimitError
 from .flow_config import FlowConfig
 from .stiffness import diagnose, hessian_bound
-from .tail import Curvature, curvature, linear_tail, minimum_gap, reduced_eigh, slow_rate
+from .tail import Curvature, TailInfo, analyse, slow_rate
 from .trajectory import FlowResult
 
 __all__ = ["Case", "Context", "Integrate", "Stop", "Hold", "Done", "Fail", "start", "after_solve", "finish",
@@ -95,9 +102,8 @@ class Stop(NamedTuple):
     raw: _solve.Raw
     job: _solve.Job
     steady: bool
-    eig: object
     curv: Curvature | None
-    tail: tuple | None        # (after, v_t, G_t, TailInfo) of :func:`_stop_tail`
+    found: "Found | None"    # what the stop analysis found there (steady stops): curvature, tail
     result: FlowResult
 
 
@@ -149,34 +155,54 @@ def is_saddle(curv: Curvature, config: FlowConfig, case: Case | None = None, v=N
     return bool(np.linalg.norm(r) > 0.1 * np.linalg.norm(case.c))
 
 
-def _hessian_bound(case: Case) -> float:
-    """L at the start (:func:`twolayer.stiffness.hessian_bound`)."""
-    return hessian_bound(case.s2, case.c, case.v0, case.G0)
+class _Chunk(NamedTuple):
+    """The reduced data of a chunk of cases, stacked (leading batch axis)."""
+
+    s2: np.ndarray
+    c: np.ndarray
+    v0: np.ndarray
+    G0: np.ndarray
+
+    @classmethod
+    def of(cls, cases: list) -> "_Chunk":
+        return cls(*(np.stack([getattr(case, name) for case in cases]) for name in cls._fields))
 
 
-def _atol(case: Case, config: FlowConfig, L: float) -> float:
-    """atol scaled to the displacement scale Delta = ||f(y0)|| / L (:mod:`twolayer.flow`),
-    never below the rounding noise of the field over the fastest time scale 1 / L."""
-    if not config.atol_relative:
-        return float(config.atol)
-    fv, fG, _ = field(np, case.s2, case.c, case.v0, case.G0)
-    fn = float(np.sqrt(np.sum(fv ** 2) + np.sum(fG ** 2)))
-    delta = fn / L if L > 0 else 1.0
-    _, scale = steady_measure(np, case.s2, case.c, case.v0, case.G0)
-    floor = 10.0 * EPS * scale / L if L > 0 else 0.0
-    return max(float(config.atol) * min(delta, 1.0), floor, 1e-300)
+def _job_settings(chunk: _Chunk, config: FlowConfig, t1: np.ndarray):
+    """(atol, dt0) of each case's integration from its start, arrays (B,).
+
+    atol is scaled to the displacement scale Delta = ||f(y0)|| / L (:mod:`twolayer.flow`),
+    never below the rounding noise of the field over the fastest time scale 1 / L, with
+    L = :func:`twolayer.stiffness.hessian_bound` at the start; dt0 = DT0_FRACTION / L, at
+    most t1 / 10 (see :mod:`twolayer._solve` for why it is explicit)."""
+    L = hessian_bound(*chunk)
+    pos = L > 0
+    safe_L = np.where(pos, L, 1.0)
+    if config.atol_relative:
+        fv, fG, _ = field(np, *chunk)
+        fn = np.sqrt(np.sum(fv ** 2, axis=-1) + np.sum(fG ** 2, axis=(-2, -1)))
+        delta = np.where(pos, fn / safe_L, 1.0)
+        scale = steady_measure(np, *chunk)[1]
+        floor = np.where(pos, 10.0 * EPS * scale / safe_L, 0.0)
+        atol = np.maximum(np.maximum(float(config.atol) * np.minimum(delta, 1.0), floor), 1e-300)
+    else:
+        atol = np.full(L.shape, float(config.atol))
+    dt = np.where(pos, DT0_FRACTION / safe_L, t1)
+    dt0 = np.where(t1 > 0, np.minimum(dt, 0.1 * t1), dt)
+    return atol, dt0
 
 
-def _dt0(L: float, t1: float) -> float:
-    """dt0 = DT0_FRACTION / L, at most t1 / 10 (see :mod:`twolayer._solve` for why explicit)."""
-    dt = DT0_FRACTION / L if L > 0 else t1
-    return float(min(dt, 0.1 * t1)) if t1 > 0 else float(dt)
+def _jobs(cases: list, config: FlowConfig, solver: str, steady_rtol: float) -> list:
+    """The integration of each case from its start with ``solver`` at ``steady_rtol``."""
+    t1 = np.array([case.t1 for case in cases], np.float64)
+    atol, dt0 = _job_settings(_Chunk.of(cases), config, t1)
+    return [_solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
+                       float(config.rtol), float(atol[i]), solver, float(case.t1), float(dt0[i]))
+            for i, case in enumerate(cases)]
 
 
 def _job(case: Case, config: FlowConfig, solver: str, steady_rtol: float) -> _solve.Job:
-    L = _hessian_bound(case)
-    return _solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
-                      float(config.rtol), _atol(case, config, L), solver, float(case.t1), _dt0(L, case.t1))
+    return _jobs([case], config, solver, steady_rtol)[0]
 
 
 def _other_solver(solver: str, config: FlowConfig) -> str | None:
@@ -210,15 +236,40 @@ def fallback_job(case: Case, job: _solve.Job, config: FlowConfig, solver: str | 
     return alt
 
 
-def _stop_tail(case: Case, raw, eig, ts, config: FlowConfig):
-    """The closed-form tail after a steady stop at every t in ts from the stop on:
-    (after (mask of ts), v_t, G_t, TailInfo)."""
+class Found(NamedTuple):
+    """What the stop analysis found at one case's state (:func:`_analyse`): its curvature,
+    its tail (``after``: the output times from the stop on; ``v_t``, ``G_t``: the tail's
+    states at every output time, used where ``after``) and the state's own limit gap."""
+
+    curv: Curvature
+    tail: TailInfo
+    after: np.ndarray
+    v_t: np.ndarray
+    G_t: np.ndarray
+    gap_here: float
+
+
+def _analyse(cases: list, v, G, t_ends, ts, config: FlowConfig) -> list:
+    """The stop analysis (:func:`twolayer.tail.analyse`) of a chunk's states v (B, k),
+    G (B, k, m), with the tail at every output time after each t_end. Returns one
+    :class:`Found` or SolverError per case: when the stacked eigensolver fails, each case is
+    analysed alone to tell which."""
+    t_ends = np.asarray(t_ends, np.float64)
     finite = np.isfinite(ts)
-    after = np.ones(ts.size, bool)
-    after[finite] = ts[finite] >= raw.t_end
-    taus = ts[after] - raw.t_end if np.any(after) else np.array([np.inf])
-    v_t, G_t, tail = linear_tail(case.s2, case.c, raw.v_end, raw.G_end, taus, config.tail_eig_rtol, eig)
-    return after, v_t, G_t, tail
+    rel = np.where(finite, ts, 0.0)[None, :] - t_ends[:, None]
+    after = ~finite[None, :] | (rel >= 0.0)
+    chunk = _Chunk.of(cases)
+    try:
+        out = analyse(chunk.s2, chunk.c, v, G, np.where(finite[None, :], np.maximum(rel, 0.0), np.inf),
+                      config.tail_eig_rtol)
+    except np.linalg.LinAlgError:
+        if len(cases) == 1:
+            return [SolverFailedError(f"the eigendecomposition of the reduced Hessian at t={t_ends[0]:.6g} "
+                                      "did not converge")]
+        return [r for i in range(len(cases))
+                for r in _analyse(cases[i:i + 1], v[i:i + 1], G[i:i + 1], t_ends[i:i + 1], ts, config)]
+    return [Found(*row) for row in zip(out.curvatures(), out.tails(), after, out.v_t, out.G_t,
+                                        out.gap_here.tolist())]
 
 
 def _steady_result(case: Case, job: _solve.Job, config: FlowConfig) -> FlowResult:
@@ -275,37 +326,59 @@ def _past_slow_modes(case: Case, t_e: float, v, G, gap: float, ctx: Context, whe
 
 
 # ----------------------------------------------------------------------------- the transitions
-@_guarded
-def start(case: Case, ctx: Context, where: str = ""):
-    """The start: nothing to do (t1 = 0), an exact saddle (held), a steady minimum-like start
-    (continued in closed form from t = 0, like a stop), or the first integration."""
+def _start_steady(case: Case, found, ctx: Context, where: str):
+    """A start that meets the steady rule: a minimum-like start is continued in closed form
+    from t = 0 (like a stop), an exact saddle is held, a near-saddle is integrated past its
+    escape time."""
     config = ctx.config
-    case.t1 = ctx.t1
-    if ctx.t1 <= 0.0:
-        return Hold(FlowResult.SUCCESS, {})
-    fnorm, scale = steady_measure(np, case.s2, case.c, case.v0, case.G0)
-    if fnorm <= config.steady_rtol * scale:
-        eig = reduced_eigh(case.s2, case.c, case.v0, case.G0)
-        curv = curvature(case.s2, case.c, case.v0, case.G0, eig)
-        if not is_saddle(curv, config, case, case.v0, case.G0):
-            k, m = case.G0.shape
-            raw0 = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), case.v0, case.G0, 0.0, ctx.codes["event"],
-                              np.zeros(3, np.int64))
-            tail = _stop_tail(case, raw0, eig, ctx.ts, config)
-            slow = _past_slow_modes(case, 0.0, case.v0, case.G0, tail[3].limit_gap, ctx, where)
-            if slow is not None:
-                return slow
-            # Steady at t = 0 and no negative curvature: the closed-form tail from t = 0
-            # (exactly the start where f vanishes); certified like any stop.
-            job = _job(case, config, config.solver, config.steady_rtol)
-            return Stop(raw0, job, True, eig, curv, tail, FlowResult.STATIONARY_T0)
-        if curv.unstable <= 100.0 * EPS * _size(case, case.v0, case.G0):
-            return Hold(FlowResult.SADDLE_HELD, dict(curvature=curv._asdict(), unstable=curv.unstable))
-        case.t_hold = 2.0 * curv.escape_time
-        case.saddle_tries += 1
-        case.notes.append(f"near a saddle at t=0 (lambda_min={curv.lambda_min:.3g}, unstable "
-                          f"component {curv.unstable:.2e}): no steady stop before t={case.t_hold:.4g}")
+    if isinstance(found, SolverError):
+        raise found
+    curv = found.curv
+    if not is_saddle(curv, config, case, case.v0, case.G0):
+        k, m = case.G0.shape
+        raw0 = _solve.Raw(np.empty((0, k)), np.empty((0, k, m)), case.v0, case.G0, 0.0, ctx.codes["event"],
+                          np.zeros(3, np.int64))
+        slow = _past_slow_modes(case, 0.0, case.v0, case.G0, found.tail.limit_gap, ctx, where)
+        if slow is not None:
+            return slow
+        # Steady at t = 0 and no negative curvature: the closed-form tail from t = 0
+        # (exactly the start where f vanishes); certified like any stop.
+        job = _job(case, config, config.solver, config.steady_rtol)
+        return Stop(raw0, job, True, curv, found, FlowResult.STATIONARY_T0)
+    if curv.unstable <= 100.0 * EPS * _size(case, case.v0, case.G0):
+        return Hold(FlowResult.SADDLE_HELD, dict(curvature=curv._asdict(), unstable=curv.unstable))
+    case.t_hold = 2.0 * curv.escape_time
+    case.saddle_tries += 1
+    case.notes.append(f"near a saddle at t=0 (lambda_min={curv.lambda_min:.3g}, unstable "
+                      f"component {curv.unstable:.2e}): no steady stop before t={case.t_hold:.4g}")
     return Integrate(_job(case, config, config.solver, config.steady_rtol * config.retry_schedule[0]))
+
+
+def start(cases: list, ctx: Context, idx: list) -> list:
+    """The start of each case of a chunk (``idx``: their places in the call): nothing to do
+    (t1 = 0), a steady start (:func:`_start_steady`), or the first integration."""
+    config = ctx.config
+    for case in cases:
+        case.t1 = ctx.t1
+    if ctx.t1 <= 0.0:
+        return [Hold(FlowResult.SUCCESS, {}) for _ in cases]
+    fnorm, scale = steady_measure(np, *_Chunk.of(cases))
+    steady = fnorm <= config.steady_rtol * scale
+    out: list = [None] * len(cases)
+    moving = np.flatnonzero(~steady)
+    if moving.size:
+        jobs = _jobs([cases[j] for j in moving], config, config.solver,
+                     config.steady_rtol * config.retry_schedule[0])
+        for j, job in zip(moving, jobs):
+            out[j] = Integrate(job)
+    still = np.flatnonzero(steady)
+    if still.size:
+        held = [cases[j] for j in still]
+        found = _analyse(held, np.stack([c.v0 for c in held]), np.stack([c.G0 for c in held]), np.zeros(still.size),
+                         ctx.ts, config)
+        for j, f in zip(still, found):
+            out[j] = _guarded(_start_steady)(cases[j], f, ctx, ctx.where(idx[j]))
+    return out
 
 
 def _step_limit_error(case: Case, config: FlowConfig, raw, job, ctx: Context, where: str):
@@ -357,10 +430,33 @@ def _on_saddle_stop(case: Case, raw, job, curv: Curvature, where: str):
     return Integrate(job._replace(t_hold=case.t_hold))
 
 
-@_guarded
-def after_solve(case: Case, job: _solve.Job, raw: _solve.Raw, ctx: Context, where: str = ""):
-    """The transition after one integration ``job`` ended in ``raw``."""
-    config, codes = ctx.config, ctx.codes
+def _after_analysis(case: Case, job: _solve.Job, raw: _solve.Raw, found, ctx: Context, where: str):
+    """After an integration that stopped steady, or reached t1 while t = inf is asked for:
+    the curvature at the end state decides both (a stop at a saddle; not steady by t1: is
+    only a slow mode left?), and a steady stop counts only if the tail's limit is a minimum."""
+    config = ctx.config
+    if isinstance(found, SolverError):
+        raise found
+    curv = found.curv
+    saddle = is_saddle(curv, config, case, raw.v_end, raw.G_end)
+    if raw.code != ctx.codes["event"]:
+        slow = None if saddle else _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, found.gap_here, ctx,
+                                                    where, stopped=False)
+        if slow is not None:
+            return slow
+        raise SolverFailedError(f"no steady state reached by t_inf_max={job.t1:g}{where}: raise t_inf_max "
+                                f"(FlowConfig.t_inf_max) or steady_rtol, or ask for finite times only")
+    if saddle:
+        return _on_saddle_stop(case, raw, job, curv, where)
+    slow = _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, found.tail.limit_gap, ctx, where)
+    if slow is not None:
+        return slow
+    return Stop(raw, job, True, curv, found, _steady_result(case, job, config))
+
+
+def _triage(case: Case, job: _solve.Job, raw: _solve.Raw, ctx: Context, where: str):
+    """What an integration's raw end needs: a transition at once, or None (the stop analysis)."""
+    codes = ctx.codes
     case.steps_total += int(raw.stats[0])
     case.tried.add(_identity(job))
     if raw.code == codes["max_steps"]:
@@ -368,51 +464,56 @@ def after_solve(case: Case, job: _solve.Job, raw: _solve.Raw, ctx: Context, wher
     if raw.code not in (codes["ok"], codes["event"]):
         raise SolverFailedError(f"diffrax failed with result code {raw.code} at t={raw.t_end:.6g}{where}; "
                                 "try solver='kvaerno5'")
-    steady = raw.code == codes["event"]
-    if not (steady or ctx.want_inf):
-        return Stop(raw, job, False, None, None, None, FlowResult.SUCCESS)
-    # The curvature at the end state decides both cases below: a stop at a saddle, or not
-    # steady by t1 (is only a slow mode left?).
-    eig = reduced_eigh(case.s2, case.c, raw.v_end, raw.G_end)
-    curv = curvature(case.s2, case.c, raw.v_end, raw.G_end, eig)
-    saddle = is_saddle(curv, config, case, raw.v_end, raw.G_end)
-    if not steady:
-        slow = None if saddle else _past_slow_modes(
-            case, raw.t_end, raw.v_end, raw.G_end, minimum_gap(case.s2, case.c, raw.v_end, raw.G_end), ctx,
-            where, stopped=False)
-        if slow is not None:
-            return slow
-        raise SolverFailedError(f"no steady state reached by t_inf_max={job.t1:g}{where}: raise t_inf_max "
-                                f"(FlowConfig.t_inf_max) or steady_rtol, or ask for finite times only")
-    if saddle:
-        return _on_saddle_stop(case, raw, job, curv, where)
-    tail = _stop_tail(case, raw, eig, ctx.ts, config)
-    slow = _past_slow_modes(case, raw.t_end, raw.v_end, raw.G_end, tail[3].limit_gap, ctx, where)
-    if slow is not None:
-        return slow
-    return Stop(raw, job, True, eig, curv, tail, _steady_result(case, job, config))
+    if raw.code != codes["event"] and not ctx.want_inf:
+        return Stop(raw, job, False, None, None, FlowResult.SUCCESS)
+    return None
+
+
+def after_solve(cases: list, jobs: list, raws: list, ctx: Context, idx: list) -> list:
+    """The transition of each case of a chunk after its integration ``jobs[i]`` ended in
+    ``raws[i]``; the stop analysis runs on all that need it at once."""
+    out = [_guarded(_triage)(case, job, raw, ctx, ctx.where(i)) for case, job, raw, i in zip(cases, jobs, raws, idx)]
+    todo = [j for j, tr in enumerate(out) if tr is None]
+    if todo:
+        v, G = np.stack([raws[j].v_end for j in todo]), np.stack([raws[j].G_end for j in todo])
+        finite = np.all(np.isfinite(v), axis=1) & np.all(np.isfinite(G), axis=(1, 2))
+        for j in (j for j, ok in zip(todo, finite) if not ok):
+            out[j] = Fail(SolverFailedError(f"non-finite state at t={raws[j].t_end:.6g}{ctx.where(idx[j])}; "
+                                            "try solver='kvaerno5'"))
+        todo = [j for j, ok in zip(todo, finite) if ok]
+        found = _analyse([cases[j] for j in todo], v[finite], G[finite], [raws[j].t_end for j in todo], ctx.ts,
+                         ctx.config) if todo else []
+        for j, f in zip(todo, found):
+            out[j] = _guarded(_after_analysis)(cases[j], jobs[j], raws[j], f, ctx, ctx.where(idx[j]))
+    return out
 
 
 # ----------------------------------------------------------------------------- outputs and certificate
-def _outputs(case: Case, stop: Stop, ts):
-    """Outputs at every t in ts: the integrated values, and after a stop the closed-form tail."""
-    raw = stop.raw
+def _outputs(stops: list, ts):
+    """Outputs of a chunk of stops at every t in ts, (B, T, k) and (B, T, k, m): the
+    integrated values, the end state at t = inf, and after a steady stop the closed-form tail."""
     finite = np.isfinite(ts)
     nf = int(finite.sum())
-    v_out = np.empty((ts.size, case.v0.size))
-    G_out = np.empty((ts.size,) + case.G0.shape)
-    if raw.v_ts.shape[0] >= nf:
-        v_out[finite], G_out[finite] = raw.v_ts[:nf], raw.G_ts[:nf]
-    v_out[~finite], G_out[~finite] = raw.v_end, raw.G_end
-    tail = None
-    if stop.steady:
-        after, v_t, G_t, tail = stop.tail
-        if np.any(after):
-            v_out[after], G_out[after] = v_t, G_t
-    return v_out, G_out, tail
+    raws = [stop.raw for stop in stops]
+    v_out = np.repeat(np.stack([raw.v_end for raw in raws])[:, None], ts.size, axis=1)
+    G_out = np.repeat(np.stack([raw.G_end for raw in raws])[:, None], ts.size, axis=1)
+    saved = [j for j, raw in enumerate(raws) if raw.v_ts.shape[0] >= nf]
+    if nf and saved:
+        v_out[np.ix_(saved, np.flatnonzero(finite))] = np.stack([raws[j].v_ts[:nf] for j in saved])
+        G_out[np.ix_(saved, np.flatnonzero(finite))] = np.stack([raws[j].G_ts[:nf] for j in saved])
+    steady = [j for j, stop in enumerate(stops) if stop.steady]
+    if steady:
+        after = np.stack([stops[j].found.after for j in steady])
+        v_t = np.stack([stops[j].found.v_t for j in steady])
+        G_t = np.stack([stops[j].found.G_t for j in steady])
+        v_out[steady] = np.where(after[:, :, None], v_t, v_out[steady])
+        G_out[steady] = np.where(after[:, :, None, None], G_t, G_out[steady])
+    return v_out, G_out
 
 
 def _finish_hold(case: Case, hold: Hold, ctx: Context, wall: float) -> Done:
+    """The start is the answer: the state held at every output time (certified when held
+    at a stationary point)."""
     config, ts = ctx.config, ctx.ts
     result, extra = hold.result, hold.extra
     v_out = np.repeat(case.v0[None], ts.size, 0)
@@ -431,42 +532,63 @@ def _finish_hold(case: Case, hold: Hold, ctx: Context, wall: float) -> Done:
     return Done(v_out, G_out, result, stats, cert)
 
 
-def _finish_stop(case: Case, stop: Stop, ctx: Context, wall: float, where: str) -> Done:
-    config, ts, raw, job = ctx.config, ctx.ts, stop.raw, stop.job
+def _certificates(cases: list, stops: list, v_out, G_out, ctx: Context) -> list:
+    """The certificate of every stop of a chunk at once (:func:`twolayer.certificate.certify_chunk`)."""
+    config = ctx.config
+    chunk = _Chunk.of(cases)
+    tails = [stop.found.tail if stop.steady else None for stop in stops]
+    curvs = [stop.curv for stop in stops]
+    v_end, G_end = np.stack([st.raw.v_end for st in stops]), np.stack([st.raw.G_end for st in stops])
+    num = lambda objs, name: [getattr(o, name, 0.0) for o in objs]     # absent: not counted
+    order = np.argsort(ctx.ts, kind="stable")
+    return certify_chunk(
+        chunk.s2, chunk.c, v_out[:, order], G_out[:, order], chunk.v0, chunk.G0, [case.i2_norm0 for case in cases],
+        rtol=config.rtol, steady_rtol=[st.job.steady_rtol for st in stops], saddle_rtol=config.saddle_rtol,
+        has_tail=[t is not None for t in tails], tail_second_order=num(tails, "second_order"),
+        tail_null_residual=num(tails, "null_residual"), limit_gap=num(tails, "limit_gap"),
+        steady_scale=steady_measure(np, chunk.s2, chunk.c, v_end, G_end)[1],
+        has_curvature=[cv is not None for cv in curvs], lambda_min=num(curvs, "lambda_min"),
+        lambda_max=num(curvs, "lambda_max"),
+        saddle=[cv is not None and is_saddle(cv, config, case, st.raw.v_end, st.raw.G_end)
+                for cv, case, st in zip(curvs, cases, stops)])
+
+
+def _stop_stats(case: Case, stop: Stop, ctx: Context, wall: float) -> dict:
+    config, raw, job = ctx.config, stop.raw, stop.job
+    tail = stop.found.tail if stop.steady else None
+    return dict(solver=job.solver, rtol=config.rtol, atol=config.atol, atol_effective=job.atol,
+                steady_rtol=job.steady_rtol, num_steps=int(raw.stats[0]), num_accepted_steps=int(raw.stats[1]),
+                num_rejected_steps=int(raw.stats[2]), num_steps_total=case.steps_total,
+                t_steady=raw.t_end if stop.steady else None, t_hold=case.t_hold or None, t1=job.t1,
+                slow_rate=case.slow, wall_time_s=wall, batched=ctx.batched,
+                tail="linearised closed form" if tail is not None else None,
+                tail_correction_norm=tail.correction_norm if tail is not None else None,
+                tail_null_residual=tail.null_residual if tail is not None else None,
+                tail_second_order=tail.second_order if tail is not None else None,
+                curvature=stop.curv._asdict() if stop.curv is not None else None, notes=list(case.notes))
+
+
+def _finish_stops(cases: list, stops: list, ctx: Context, wall: float, wheres: list) -> list:
+    """Outputs, certificates and stats of a chunk of stops: one Done, or a SolverError, each."""
     t0 = time.perf_counter()
-    v_out, G_out, tail = _outputs(case, stop, ts)
-    if not (np.all(np.isfinite(v_out)) and np.all(np.isfinite(G_out))):
-        raise SolverFailedError(f"non-finite state in the solution{where}")
-    cert = None
-    if config.certify:
-        scale = steady_measure(np, case.s2, case.c, raw.v_end, raw.G_end)[1] if stop.steady else None
-        order = np.argsort(ts, kind="stable")
-        cert = certify(case.s2, case.c, v_out[order], G_out[order], case.v0, case.G0, case.i2_norm0,
-                       rtol=config.rtol, steady_rtol=job.steady_rtol, saddle_rtol=config.saddle_rtol,
-                       tail=tail, steady_scale=scale, curvature=stop.curv,
-                       saddle=stop.curv is not None and is_saddle(stop.curv, config, case, raw.v_end, raw.G_end))
-        cert["seconds"] = time.perf_counter() - t0
-    stats = dict(solver=job.solver, rtol=config.rtol, atol=config.atol, atol_effective=job.atol,
-                 steady_rtol=job.steady_rtol, num_steps=int(raw.stats[0]), num_accepted_steps=int(raw.stats[1]),
-                 num_rejected_steps=int(raw.stats[2]), num_steps_total=case.steps_total,
-                 t_steady=raw.t_end if stop.steady else None, t_hold=case.t_hold or None, t1=job.t1,
-                 slow_rate=case.slow, wall_time_s=wall, batched=ctx.batched,
-                 tail="linearised closed form" if tail is not None else None,
-                 tail_correction_norm=tail.correction_norm if tail is not None else None,
-                 tail_null_residual=tail.null_residual if tail is not None else None,
-                 tail_second_order=tail.second_order if tail is not None else None,
-                 curvature=stop.curv._asdict() if stop.curv is not None else None, notes=list(case.notes))
-    return Done(v_out, G_out, stop.result, stats, cert)
+    v_out, G_out = _outputs(stops, ctx.ts)
+    finite = np.all(np.isfinite(v_out), axis=(1, 2)) & np.all(np.isfinite(G_out), axis=(1, 2, 3))
+    certs = [None] * len(stops)
+    if ctx.config.certify:
+        certs = _certificates(cases, stops, v_out, G_out, ctx)
+        seconds = (time.perf_counter() - t0) / len(stops)
+        for cert in certs:
+            cert["seconds"] = seconds
+    return [Done(v_out[j], G_out[j], stop.result, _stop_stats(case, stop, ctx, wall), certs[j]) if finite[j]
+            else SolverFailedError(f"non-finite state in the solution{where}")
+            for j, (case, stop, where) in enumerate(zip(cases, stops, wheres))]
 
 
-@_guarded
-def finish(case: Case, ending: Stop | Hold, ctx: Context, where: str = ""):
-    """Package an ending (outputs, certificate, stats). A failed certificate follows the
-    fallback rule (integrate again) or fails: it is never returned as a success."""
-    wall = (time.perf_counter() - ctx.started) / ctx.n
-    if isinstance(ending, Hold):
-        return _finish_hold(case, ending, ctx, wall)
-    done = _finish_stop(case, ending, ctx, wall, where)
+def _checked(case: Case, ending: Stop, done, ctx: Context, where: str):
+    """A finished stop whose certificate passed, or the fallback rule (integrate again), or a
+    failure: a failed certificate is never returned as a success."""
+    if isinstance(done, SolverError):
+        raise done
     cert = done.certificate
     if cert is None or cert["passed"]:
         return done
@@ -482,3 +604,18 @@ def finish(case: Case, ending: Stop | Hold, ctx: Context, where: str = ""):
         f"the solution failed its certificate ({', '.join(cert['failed'])}){where}{tried}: "
         + ", ".join(f"{n}={cert[n]:.3g} > {cert[n + '_tol']:.1e}" for n in cert["failed"])
         + "; tighten rtol or steady_rtol, or raise max_steps", cert)
+
+
+def finish(cases: list, endings: list, ctx: Context, idx: list) -> list:
+    """Package the endings (Stop or Hold) of a chunk: outputs, certificate, stats. A failed
+    certificate follows the fallback rule (integrate again) or fails."""
+    wall = (time.perf_counter() - ctx.started) / ctx.n
+    out: list = [_guarded(_finish_hold)(case, e, ctx, wall) if isinstance(e, Hold) else None
+                 for case, e in zip(cases, endings)]
+    at = [j for j, e in enumerate(endings) if isinstance(e, Stop)]
+    if at:
+        wheres = [ctx.where(idx[j]) for j in at]
+        dones = _finish_stops([cases[j] for j in at], [endings[j] for j in at], ctx, wall, wheres)
+        for j, done, where in zip(at, dones, wheres):
+            out[j] = _guarded(_checked)(cases[j], endings[j], done, ctx, where)
+    return out

@@ -324,8 +324,17 @@ class Problem:
         s2 = s[:m] ** 2
         c = s[:m] * uty
         resid2 = float(max(self.y @ self.y - uty @ uty, 0.0))
-        G0 = self.B0 @ self.S_basis
-        return s2, c, G0, resid2
+        return s2, c, self.G0, resid2
+
+    @cached_property
+    def G0(self) -> np.ndarray:
+        """G0 = B0 Q_S: the features' part on S in the reduced coordinates (k, m)."""
+        return self.B0 @ self.S_basis
+
+    @cached_property
+    def B0_B0T(self) -> np.ndarray:
+        """B0 B0^T (k, k): the features' part of the invariant I2 at the start."""
+        return self.B0 @ self.B0.T
 
     @cached_property
     def linear_probe(self):
@@ -340,8 +349,7 @@ class Problem:
         if G.shape[-2:] != (self.k, self.m):
             raise TwoLayerInputError("G", f"shape {G.shape}: last axes must be (k, m)=({self.k}, {self.m})",
                                      "pass G = B Q_S, shape (..., k, m)")
-        Q = self.S_basis
-        return self.B0 + (G - self.B0 @ Q) @ Q.T
+        return self.B0 + (G - self.G0) @ self.S_basis.T
 
     def summary(self) -> dict:
         """The quantities the theory talks about, as plain floats (for records)."""

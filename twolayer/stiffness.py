@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["diagnose"]
+from ._field import _gtv, _norm, _sqnorm
+
+__all__ = ["diagnose", "hessian_bound"]
 
 #: A mean step below STIFF_STEP / L: the step size was held down by the fastest rate.
 STIFF_STEP = 10.0
@@ -22,11 +24,14 @@ STIFF_STEP = 10.0
 SCALE_RATIO = 100.0
 
 
-def hessian_bound(s2, c, v, G) -> float:
+def hessian_bound(s2, c, v, G):
     """L = 2 max(s2) (||v||^2 + ||G||^2) + 2 ||r_S||: a bound on the largest eigenvalue of the
-    reduced Hessian at (v, G) (1 / L: the fastest time scale)."""
-    r = s2 * (G.T @ v) - c
-    return 2.0 * float(np.max(s2)) * (float(v @ v) + float(np.sum(G ** 2))) + 2.0 * float(np.linalg.norm(r))
+    reduced Hessian at (v, G) (1 / L: the fastest time scale). A float for one problem, an
+    array (B,) for a chunk (leading batch axis)."""
+    r = s2 * _gtv(np, G, v) - c
+    L = 2.0 * np.max(s2, axis=-1) * (_sqnorm(np, v, 1) + np.sum(G ** 2, axis=(-2, -1))) \
+        + 2.0 * _norm(np, r, 1)
+    return float(L) if np.ndim(L) == 0 else L
 
 
 def diagnose(s2, c, v0, G0, t_end: float, steps: int) -> str | None:

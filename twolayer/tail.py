@@ -3,8 +3,8 @@
 Once the integration meets the steady-state rule at (v_e, G_e) (see :mod:`twolayer.flow`),
 the flow is continued in closed form: with H the Hessian of the reduced loss at that
 point (f = -grad L, so the Jacobian of f is -H, symmetric) the linearised flow
-z' = f_e - H z gives, in the eigenbasis of H (the spectral kernel
-:func:`twolayer._spectral.spectral_flow`; eigenvalues below
+z' = f_e - H z gives, in the eigenbasis of H (:mod:`twolayer.hessian`, on its invariant
+subspace; the null cut of :func:`twolayer._spectral.null_cut`: eigenvalues below
 ``max(eig_rtol * lambda_max, 10 |most negative eigenvalue|)`` are clamped to the null
 space: near the minimum manifold H is PSD up to the residual's curvature),
 
@@ -26,6 +26,11 @@ Every stationary point with r != 0 has v = 0 and is a strict saddle (negative cu
 of size ~ ||r||^2 / ||G s2 G^T||, or ~ ||r|| when that is small); :func:`curvature`
 reports the most negative eigenvalue and the unstable mode, which the flow uses to tell
 a saddle from a minimum and to estimate the escape time log(1 / delta) / |lambda_min|.
+
+The policy runs all of it on whole chunks (issue 19 §2): :func:`analyse` takes the end
+states of a chunk as stacked arrays and returns every number above as arrays (one stacked
+eigendecomposition, no loop over problems); :func:`curvature` and :func:`linear_tail` are
+its single-problem forms.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._field import field, second_order_remainder
-from ._spectral import null_cut, spectral_flow
+from ._field import _gtv, _norm, field, second_order_remainder
+from .hessian import SubspaceEig, subspace_eigh
 
-__all__ = ["TailInfo", "Curvature", "reduced_hessian", "reduced_eigh", "curvature", "linear_tail", "minimum_gap", "slow_rate"]
+__all__ = ["TailInfo", "Curvature", "StopAnalysis", "analyse", "curvature", "linear_tail", "minimum_gap",
+           "slow_rate"]
 
 
 class TailInfo(NamedTuple):
@@ -58,8 +64,9 @@ class Curvature(NamedTuple):
     escape_time: float         # log(state scale / unstable) / |lambda_min| (inf if unstable == 0)
 
 
-def minimum_gap(s2, c, v, G) -> float:
-    """How far the outputs p = G^T v are from the minimum manifold, relative to its size.
+def minimum_gap(s2, c, v, G):
+    """How far the outputs p = G^T v are from the minimum manifold, relative to its size
+    (a float for one problem, an array (B,) for a chunk).
 
     The reduced loss L = ||diag(s) p - U_m^T y||^2 depends on (v, G) only through
     p = G^T v, which ranges over all of R^m for k >= 1; so every minimum interpolates
@@ -69,9 +76,10 @@ def minimum_gap(s2, c, v, G) -> float:
     state whose slow modes have not converged has a small residual and a large gap.
     """
     p_star = c / s2
-    p = G.T @ v
-    size = max(float(np.linalg.norm(p_star)), float(np.linalg.norm(p)), 1e-300)
-    return float(np.linalg.norm(p - p_star)) / size
+    p = _gtv(np, G, v)
+    size = np.maximum(np.maximum(_norm(np, p_star, 1), _norm(np, p, 1)), 1e-300)
+    gap = _norm(np, p - p_star, 1) / size
+    return float(gap) if np.ndim(gap) == 0 else gap
 
 
 def slow_rate(s2, v, G) -> float:
@@ -86,153 +94,107 @@ def slow_rate(s2, v, G) -> float:
     return float(np.linalg.eigvalsh(2.0 * (s[:, None] * M * s[None, :]))[0])
 
 
-def reduced_hessian(s2, c, v, G) -> np.ndarray:
-    """H = -Jacobian of f at (v, G), f = (dv/dt, dG/dt); shape (k + k m, k + k m).
+class StopAnalysis(NamedTuple):
+    """Everything the policy needs at the end states of a chunk, as arrays over it: the
+    curvature (:class:`Curvature`'s fields), the tail's states ``v_t`` (B, T, k), ``G_t``
+    (B, T, k, m) at the relative times asked for, its :class:`TailInfo` fields (the tail's
+    lambda_min / lambda_max as ``tail_lambda_min`` / ``tail_lambda_max``), and ``gap_here``,
+    the :func:`minimum_gap` of the end state itself."""
 
-    Blockwise, with r = s2 * (G^T v) - c (f is a gradient, so H is symmetric):
-    H_vv = 2 G diag(s2) G^T,  H_{v_i, G_pq} = 2 (delta_ip r_q + G_iq s2_q v_p),
-    H_{G_ij, G_pq} = 2 v_i v_p s2_j delta_jq.
-    """
-    k, m = G.shape
-    N = k + k * m
-    r = s2 * (G.T @ v) - c
-    Gs = G * s2
-    H = np.empty((N, N))
-    Hvv = Gs @ G.T
-    H[:k, :k] = Hvv + Hvv.T                                # symmetric to the last bit
-    vG = np.zeros((k, k, m))
-    vG[np.arange(k), np.arange(k)] = r                     # delta_ip r_q
-    vG += Gs[:, None, :] * v[None, :, None]                # G_iq s2_q v_p
-    H[:k, k:] = 2.0 * vG.reshape(k, k * m)
-    H[k:, :k] = H[:k, k:].T
-    GG = np.zeros((k, m, k, m))
-    idx = np.arange(m)
-    GG[:, idx, :, idx] = 2.0 * np.outer(v, v)[None] * s2[:, None, None]
-    H[k:, k:] = GG.reshape(k * m, k * m)
-    return H
+    lambda_min: np.ndarray
+    lambda_max: np.ndarray
+    unstable: np.ndarray
+    escape_time: np.ndarray
+    v_t: np.ndarray
+    G_t: np.ndarray
+    correction_norm: np.ndarray
+    null_residual: np.ndarray
+    rank: np.ndarray
+    lambda_min_kept: np.ndarray
+    second_order: np.ndarray
+    tail_lambda_min: np.ndarray
+    tail_lambda_max: np.ndarray
+    limit_gap: np.ndarray
+    gap_here: np.ndarray
 
+    def curvatures(self) -> list:
+        """One :class:`Curvature` per problem (plain floats)."""
+        return [Curvature(*row) for row in zip(*(getattr(self, name).tolist() for name in Curvature._fields))]
 
-def _unit_and_complement(u: np.ndarray):
-    """([u / |u|] as an (n, 1) matrix, or (n, 0) for u = 0; an orthonormal basis of its
-    orthogonal complement; |u|), the complement from a Householder reflection (exactly
-    orthonormal up to rounding)."""
-    n = u.size
-    nu = float(np.linalg.norm(u))
-    if nu == 0.0:
-        return np.zeros((n, 0)), np.eye(n), nu
-    x = u / nu
-    alpha = -1.0 if x[0] >= 0 else 1.0
-    w = x.copy()
-    w[0] -= alpha
-    w /= np.linalg.norm(w)
-    reflect = np.eye(n) - 2.0 * np.outer(w, w)     # maps x to alpha e_1; symmetric, orthogonal
-    return x[:, None], reflect[:, 1:], nu
+    def tails(self) -> list:
+        """One :class:`TailInfo` per problem (plain floats; the rank an int)."""
+        cols = (self.correction_norm, self.null_residual, self.rank, self.lambda_min_kept, self.second_order,
+                self.tail_lambda_min, self.tail_lambda_max, self.limit_gap)
+        return [TailInfo(*row) for row in zip(*(col.tolist() for col in cols))]
 
 
-def reduced_eigh(s2, c, v, G):
-    """(lam, E): the eigendecomposition of :func:`reduced_hessian` (ascending, E orthonormal),
-    with the dense eigensolver run on an invariant subspace of dimension at most 2k + m - 1
-    instead of k + k m, and that subspace's block of H written in closed form (H itself is
-    never formed).
-
-    For y = (a, B), the blocks of :func:`reduced_hessian` give, with r = s2 * G^T v - c and
-    S = diag(s2),
-
-        (H y)_v = 2 G S G^T a + 2 B r + 2 G S B^T v,
-        (H y)_G = 2 a r^T + 2 v (S (G^T a + B^T v))^T,
-
-    so H maps everything into R^k (+) {a' r^T + v x^T}. With v^ = v / |v|, r^ = r / |r| and
-    V', R' orthonormal bases of their complements (Householder), B = v^ x^T + V' b r^T
-    (x in R^m, b in R^(k-1)) is an orthonormal parametrisation of that G subspace, and
-    {V'_a R'_b^T} one of its complement. B^T v = |v| x and B r = (r . x) v^ + |r| V' b there,
-    so in the coordinates (a, x, b) the block of H is
-
-        H_aa = 2 G S G^T,   H_ax = 2 v^ r^T + 2 |v| G S,   H_ab = 2 |r| V',
-        H_xx = 2 |v|^2 S,   H_xb = 0,   H_bb = 0.
-
-    span contains range(H), so it is invariant: its eigenpairs, mapped back, are eigenpairs
-    of H, and the complement lies in null(H) (eigenvalue 0, exactly). The same output as
-    ``np.linalg.eigh(reduced_hessian(...))`` up to rounding (tests/test_flow.py,
-    ``test_reduced_eigh_is_the_dense_eigh``); the policy runs it after every stop.
-    """
-    s2, v, G = (np.asarray(a, np.float64) for a in (s2, v, G))
-    k, m = G.shape
-    r = s2 * (G.T @ v) - c
-    v_hat, V_c, nv = _unit_and_complement(v)
-    r_hat, R_c, nr = _unit_and_complement(r)
-    has_v, has_r = v_hat.shape[1], r_hat.shape[1]         # 0 or 1 each
-    mx, mb = has_v * m, has_r * V_c.shape[1]              # sizes of the x and b blocks
-    P = k + mx + mb
-    Gs = G * s2
-    Hr = np.zeros((P, P))
-    Hvv = Gs @ G.T
-    Hr[:k, :k] = Hvv + Hvv.T                               # 2 G S G^T, symmetric to the last bit
-    if has_v:
-        Hax = 2.0 * (v_hat * r[None, :] + nv * Gs)
-        Hr[:k, k:k + mx] = Hax
-        Hr[k:k + mx, :k] = Hax.T
-        Hr[np.arange(k, k + mx), np.arange(k, k + mx)] = 2.0 * nv * nv * s2
-    if has_r:
-        Hab = 2.0 * nr * V_c
-        Hr[:k, k + mx:] = Hab
-        Hr[k + mx:, :k] = Hab.T
-    mu, W = np.linalg.eigh(Hr)
-    N = k + k * m
-    E = np.zeros((N, N))
-    E[:k, :P] = W[:k]
-    EG = np.zeros((k, m, P))
-    if has_v:
-        EG += v_hat[:, :, None] * W[None, k:k + mx, :]                 # v^ x^T
-    if has_r:
-        EG += (V_c @ W[k + mx:])[:, None, :] * r_hat[None, :, :]       # V' b r^T
-    E[k:, :P] = EG.reshape(k * m, P)
-    E[k:, P:] = (V_c[:, None, :, None] * R_c[None, :, None, :]).reshape(k * m, -1)
-    lam = np.concatenate([mu, np.zeros(N - P)])
-    order = np.argsort(lam, kind="stable")
-    return lam[order], E[:, order]
+def _kept_norm(x, keep, lk):
+    """||x / lambda|| over the kept modes (0 when none is kept), per row."""
+    return np.sqrt(np.sum(np.where(keep, (x / lk) ** 2, 0.0), axis=-1))
 
 
-def curvature(s2, c, v, G, eig=None) -> Curvature:
-    """Most negative curvature of the reduced loss at (v, G) and the escape-time estimate.
+def analyse(s2, c, v, G, taus, eig_rtol: float = 1e-8, eig: SubspaceEig | None = None) -> StopAnalysis:
+    """The stop analysis of a chunk at its end states (v (B, k), G (B, k, m)), with the
+    tail's states at the relative times ``taus`` (B, T) (>= 0, inf allowed; the tail at inf
+    is always computed for its error estimate and limit gap).
 
+    Curvature: lambda_min (the smallest eigenvalue of H), lambda_max = max(largest, 0) and
     ``unstable`` = |u^T f| / |lambda_min| (u the unstable eigenvector): near a saddle
     f ~ -H (y - y_saddle), so this is the state's distance from the saddle along u.
-    """
+
+    Tail: y(t_e + tau) = y_e + sum over kept modes of -expm1(-lambda tau) / lambda (e^T f) e
+    (module docstring), kept = lambda > max(eig_rtol lambda_max, 10 |lambda_min|)."""
+    s2, c, v, G = (np.asarray(a, np.float64) for a in (s2, c, v, G))
+    B, k, m = G.shape
+    eig = eig if eig is not None else subspace_eigh(s2, c, v, G)
     fv, fG, _ = field(np, s2, c, v, G)
-    f = np.concatenate([fv, fG.ravel()])
-    lam, E = eig if eig is not None else reduced_eigh(s2, c, v, G)
-    lmin, lmax = float(lam[0]), float(max(lam[-1], 0.0))
-    if lmin >= 0:
-        return Curvature(lmin, lmax, 0.0, float("inf"))
-    a = abs(float(E[:, 0] @ f)) / -lmin
-    size = float(np.linalg.norm(c) / np.sqrt(np.max(s2))) + float(np.linalg.norm(G)) + float(np.linalg.norm(v))
-    t_esc = float(np.log(max(size, a) / a) / -lmin) if a > 0 else float("inf")
-    return Curvature(lmin, lmax, a, t_esc)
+    fP, f_null = eig.coords(fv, fG)
+    Wt = np.swapaxes(eig.W, 1, 2)
+    rk = (Wt @ fP[:, :, None])[:, :, 0]                        # f in the eigenbasis
+    mu = eig.mu
+    has_null = k * m + k > mu.shape[1]                          # H's other eigenvalues: 0 exactly
+    lam_lo = np.minimum(mu[:, 0], 0.0) if has_null else mu[:, 0]
+    lam_hi = np.maximum(mu[:, -1], 0.0)
+    # Curvature.
+    neg = lam_lo < 0
+    unstable = np.where(neg, np.abs(rk[:, 0]) / np.where(neg, -lam_lo, 1.0), 0.0)
+    size = _norm(np, c, 1) / np.sqrt(np.max(s2, axis=-1)) + _norm(np, G, 2) + _norm(np, v, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        esc = np.log(np.maximum(size, unstable) / unstable) / -lam_lo
+    escape = np.where(neg & (unstable > 0), esc, np.inf)
+    # Tail, at every tau and at inf (the last column).
+    cut = np.maximum(eig_rtol * lam_hi, 10.0 * np.maximum(-lam_lo, 0.0))
+    keep = mu > cut[:, None]
+    lk = np.where(keep, mu, 1.0)
+    tt = np.concatenate([np.asarray(taus, np.float64).reshape(B, -1), np.full((B, 1), np.inf)], axis=1)
+    inf = np.isinf(tt)[:, :, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        coef = -np.expm1(-(np.where(inf, 0.0, tt[:, :, None]) * lk[:, None, :])) / lk[:, None, :]
+    coef = np.where(keep[:, None, :], np.where(inf, 1.0 / lk[:, None, :], coef), 0.0)
+    zv, zG = eig.vectors((coef * rk[:, None, :]) @ Wt)
+    v_all, G_all = v[:, None] + zv, G[:, None] + zG
+    # The tail's own error: the exact remainder of the linear model at z(inf), through H^+.
+    rv, rG = second_order_remainder(np, s2, c, v, G, zv[:, -1], zG[:, -1])
+    rho = (Wt @ eig.coords(rv, rG)[0][:, :, None])[:, :, 0]
+    null_residual = np.sqrt(np.sum(np.where(keep, 0.0, rk ** 2), axis=1) + np.sum(f_null ** 2, axis=(1, 2)))
+    min_kept = np.min(np.where(keep, mu, np.inf), axis=1)
+    return StopAnalysis(
+        lam_lo, lam_hi, unstable, escape, v_all[:, :-1], G_all[:, :-1],
+        _kept_norm(rk, keep, lk), null_residual, keep.sum(axis=1), np.where(np.isinf(min_kept), np.nan, min_kept),
+        _kept_norm(rho, keep, lk), np.minimum(lam_lo, 0.0), lam_hi,
+        minimum_gap(s2, c, v_all[:, -1], G_all[:, -1]), minimum_gap(s2, c, v, G))
 
 
-def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8, eig=None):
-    """States at t_e + tau for each tau in ``taus`` (may be inf) by the linearised flow.
+def curvature(s2, c, v, G) -> Curvature:
+    """The most negative curvature of the reduced loss at one (v, G) and the escape-time
+    estimate (:func:`analyse`)."""
+    one = [np.asarray(a, np.float64)[None] for a in (s2, c, v, G)]
+    return analyse(*one, np.zeros((1, 0))).curvatures()[0]
 
-    Returns (v (T, k), G (T, k, m), TailInfo). ``eig`` = (lam, E) of H if already known.
-    """
-    k, m = G_e.shape
-    fv, fG, _ = field(np, s2, c, v_e, G_e)
-    f = np.concatenate([fv, fG.ravel()])
-    lam, E = eig if eig is not None else reduced_eigh(s2, c, v_e, G_e)
-    cut = null_cut(lam, eig_rtol, indefinite=True)
-    taus = np.asarray(taus, dtype=np.float64)
-    # z at every tau and at inf (the last row: for the second-order check) in one kernel call.
-    z_all, info = spectral_flow(lam, E, f, np.append(taus.reshape(-1), np.inf), rate=1.0, cut=cut)
-    z, z_inf = z_all[:-1], z_all[-1:]
-    y = np.concatenate([v_e, G_e.ravel()])[None, :] + z
-    # Second-order check: the exact remainder of the linear model at z(inf), mapped back
-    # through H^+ (the state error it causes, to leading order).
-    rv, rG = second_order_remainder(np, s2, c, v_e, G_e, z_inf[0, :k], z_inf[0, k:].reshape(k, m))
-    keep = lam > cut
-    rho = E[:, keep].T @ np.concatenate([rv, rG.ravel()])
-    second = float(np.linalg.norm(rho / lam[keep])) if keep.any() else 0.0
-    y_inf = np.concatenate([v_e, G_e.ravel()]) + z_inf[0]
-    gap = minimum_gap(s2, c, y_inf[:k], y_inf[k:].reshape(k, m))
-    tail = TailInfo(info["correction_norm"], info["null_residual"], info["rank"], info["lambda_min_kept"],
-                    second, float(min(lam[0], 0.0)), float(max(lam[-1], 0.0)), gap)
-    return y[:, :k], y[:, k:].reshape(-1, k, m), tail
+
+def linear_tail(s2, c, v_e, G_e, taus, eig_rtol: float = 1e-8):
+    """States at t_e + tau for each tau in ``taus`` (may be inf) by the linearised flow from
+    one stop (v_e, G_e): (v (T, k), G (T, k, m), TailInfo) (:func:`analyse`)."""
+    one = [np.asarray(a, np.float64)[None] for a in (s2, c, v_e, G_e)]
+    out = analyse(*one, np.asarray(taus, np.float64).reshape(1, -1), eig_rtol)
+    return out.v_t[0], out.G_t[0], out.tails()[0]
