@@ -57,12 +57,12 @@ def certify_chunk(s2, c, v, G, v0, G0, i2_norm0, *, rtol: float, steady_rtol, sa
     B = v.shape[0]
     s = np.sqrt(s2)
     u = c / s
-    res = s[:, None, :] * np.einsum("btkm,btk->btm", G, v) - u[:, None, :]
+    res = s[:, None, :] * (np.swapaxes(G, 2, 3) @ v[..., None])[..., 0] - u[:, None, :]
     root = np.sqrt(np.sum(res ** 2, axis=2))
     unorm = np.maximum(np.linalg.norm(u, axis=1), 1e-300)
     inc = np.max(np.diff(root, axis=1), axis=1, initial=0.0) / unorm
-    M = np.einsum("bti,btj->btij", v, v) - np.einsum("btim,btjm->btij", G, G)
-    M0 = v0[:, :, None] * v0[:, None, :] - np.einsum("bim,bjm->bij", G0, G0)
+    M = v[..., :, None] * v[..., None, :] - G @ np.swapaxes(G, 2, 3)
+    M0 = v0[:, :, None] * v0[:, None, :] - G0 @ np.swapaxes(G0, 1, 2)
     i2 = np.max(np.sqrt(np.sum((M - M0[:, None]) ** 2, axis=(2, 3))), axis=1) / np.maximum(i2_norm0, 1e-300)
     size = np.maximum(np.linalg.norm(v[:, -1], axis=1) + np.sqrt(np.sum(G[:, -1] ** 2, axis=(1, 2))), 1e-300)
     no = np.zeros(B, bool)

@@ -91,8 +91,8 @@ class SubspaceEig(NamedTuple):
         """Subspace coordinates z (B, T, P) back to (v (B, T, k), G (B, T, k, m))."""
         k, m = self.shape
         zx, zb = z[..., k:k + m], z[..., k + m:]
-        zG = self.v_hat[:, None, :, None] * zx[:, :, None, :] \
-            + (zb @ np.swapaxes(self.V_c, 1, 2))[..., None] * self.r_hat[:, None, None, :]
+        zG = self.v_hat[:, None, :, None] * zx[:, :, None, :]
+        zG += (zb @ np.swapaxes(self.V_c, 1, 2))[..., None] * self.r_hat[:, None, None, :]
         return z[..., :k], zG
 
     def dense(self):

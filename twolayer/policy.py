@@ -238,12 +238,13 @@ def fallback_job(case: Case, job: _solve.Job, config: FlowConfig, solver: str | 
 
 class Found(NamedTuple):
     """What the stop analysis found at one case's state (:func:`_analyse`): its curvature,
-    its tail (``after``: the output times from the stop on; ``v_t``, ``G_t``: the tail's
-    states at every output time, used where ``after``) and the state's own limit gap."""
+    its tail (``v_t``, ``G_t``: the tail's states at every output time, used from the stop
+    on; ``before``: how many output times lie before the stop (ts is sorted)) and the
+    state's own limit gap."""
 
     curv: Curvature
     tail: TailInfo
-    after: np.ndarray
+    before: int
     v_t: np.ndarray
     G_t: np.ndarray
     gap_here: float
@@ -257,7 +258,7 @@ def _analyse(cases: list, v, G, t_ends, ts, config: FlowConfig) -> list:
     t_ends = np.asarray(t_ends, np.float64)
     finite = np.isfinite(ts)
     rel = np.where(finite, ts, 0.0)[None, :] - t_ends[:, None]
-    after = ~finite[None, :] | (rel >= 0.0)
+    before = np.sum(finite[None, :] & (rel < 0.0), axis=1).tolist()
     chunk = _Chunk.of(cases)
     try:
         out = analyse(chunk.s2, chunk.c, v, G, np.where(finite[None, :], np.maximum(rel, 0.0), np.inf),
@@ -268,7 +269,7 @@ def _analyse(cases: list, v, G, t_ends, ts, config: FlowConfig) -> list:
                                       "did not converge")]
         return [r for i in range(len(cases))
                 for r in _analyse(cases[i:i + 1], v[i:i + 1], G[i:i + 1], t_ends[i:i + 1], ts, config)]
-    return [Found(*row) for row in zip(out.curvatures(), out.tails(), after, out.v_t, out.G_t,
+    return [Found(*row) for row in zip(out.curvatures(), out.tails(), before, out.v_t, out.G_t,
                                         out.gap_here.tolist())]
 
 
@@ -490,24 +491,22 @@ def after_solve(cases: list, jobs: list, raws: list, ctx: Context, idx: list) ->
 
 # ----------------------------------------------------------------------------- outputs and certificate
 def _outputs(stops: list, ts):
-    """Outputs of a chunk of stops at every t in ts, (B, T, k) and (B, T, k, m): the
-    integrated values, the end state at t = inf, and after a steady stop the closed-form tail."""
-    finite = np.isfinite(ts)
-    nf = int(finite.sum())
-    raws = [stop.raw for stop in stops]
-    v_out = np.repeat(np.stack([raw.v_end for raw in raws])[:, None], ts.size, axis=1)
-    G_out = np.repeat(np.stack([raw.G_end for raw in raws])[:, None], ts.size, axis=1)
-    saved = [j for j, raw in enumerate(raws) if raw.v_ts.shape[0] >= nf]
-    if nf and saved:
-        v_out[np.ix_(saved, np.flatnonzero(finite))] = np.stack([raws[j].v_ts[:nf] for j in saved])
-        G_out[np.ix_(saved, np.flatnonzero(finite))] = np.stack([raws[j].G_ts[:nf] for j in saved])
-    steady = [j for j, stop in enumerate(stops) if stop.steady]
-    if steady:
-        after = np.stack([stops[j].found.after for j in steady])
-        v_t = np.stack([stops[j].found.v_t for j in steady])
-        G_t = np.stack([stops[j].found.G_t for j in steady])
-        v_out[steady] = np.where(after[:, :, None], v_t, v_out[steady])
-        G_out[steady] = np.where(after[:, :, None, None], G_t, G_out[steady])
+    """Outputs of a chunk of stops at every t in ts (sorted), (B, T, k) and (B, T, k, m): the
+    integrated values, the end state at t = inf, and from a steady stop on the closed-form
+    tail."""
+    nf = int(np.isfinite(ts).sum())
+    raw0 = stops[0].raw
+    v_out = np.empty((len(stops), ts.size) + raw0.v_end.shape)
+    G_out = np.empty((len(stops), ts.size) + raw0.G_end.shape)
+    for j, stop in enumerate(stops):
+        raw = stop.raw
+        if stop.steady:                       # the tail from the stop on, the solve before it
+            b = stop.found.before
+            v_out[j], G_out[j] = stop.found.v_t, stop.found.G_t
+            v_out[j, :b], G_out[j, :b] = raw.v_ts[:b], raw.G_ts[:b]
+        else:
+            v_out[j, :nf], G_out[j, :nf] = raw.v_ts[:nf], raw.G_ts[:nf]
+            v_out[j, nf:], G_out[j, nf:] = raw.v_end, raw.G_end
     return v_out, G_out
 
 
@@ -540,9 +539,8 @@ def _certificates(cases: list, stops: list, v_out, G_out, ctx: Context) -> list:
     curvs = [stop.curv for stop in stops]
     v_end, G_end = np.stack([st.raw.v_end for st in stops]), np.stack([st.raw.G_end for st in stops])
     num = lambda objs, name: [getattr(o, name, 0.0) for o in objs]     # absent: not counted
-    order = np.argsort(ctx.ts, kind="stable")
-    return certify_chunk(
-        chunk.s2, chunk.c, v_out[:, order], G_out[:, order], chunk.v0, chunk.G0, [case.i2_norm0 for case in cases],
+    return certify_chunk(                                               # ts is sorted, inf last
+        chunk.s2, chunk.c, v_out, G_out, chunk.v0, chunk.G0, [case.i2_norm0 for case in cases],
         rtol=config.rtol, steady_rtol=[st.job.steady_rtol for st in stops], saddle_rtol=config.saddle_rtol,
         has_tail=[t is not None for t in tails], tail_second_order=num(tails, "second_order"),
         tail_null_residual=num(tails, "null_residual"), limit_gap=num(tails, "limit_gap"),

@@ -172,9 +172,11 @@ def analyse(s2, c, v, G, taus, eig_rtol: float = 1e-8, eig: SubspaceEig | None =
         coef = -np.expm1(-(np.where(inf, 0.0, tt[:, :, None]) * lk[:, None, :])) / lk[:, None, :]
     coef = np.where(keep[:, None, :], np.where(inf, 1.0 / lk[:, None, :], coef), 0.0)
     zv, zG = eig.vectors((coef * rk[:, None, :]) @ Wt)
-    v_all, G_all = v[:, None] + zv, G[:, None] + zG
     # The tail's own error: the exact remainder of the linear model at z(inf), through H^+.
     rv, rG = second_order_remainder(np, s2, c, v, G, zv[:, -1], zG[:, -1])
+    v_all = v[:, None] + zv
+    G_all = zG
+    G_all += G[:, None]                                          # in place: z is no longer needed
     rho = (Wt @ eig.coords(rv, rG)[0][:, :, None])[:, :, 0]
     null_residual = np.sqrt(np.sum(np.where(keep, 0.0, rk ** 2), axis=1) + np.sum(f_null ** 2, axis=(1, 2)))
     min_kept = np.min(np.where(keep, mu, np.inf), axis=1)

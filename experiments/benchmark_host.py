@@ -1,0 +1,158 @@
+"""Benchmark: the host's share of a vmapped batch, per problem (issue 19 §2).
+
+On a GPU the solver does 2.5e5 problems/min, so the host's policy per problem (the start,
+the stop analysis, the certificate, packaging) sets the rate: at most 0.24-0.3 ms per
+problem per host thread. Measured as the issue asks: ``--problems`` FT problems (default
+256, d=100, k=5, m=40, n=60, those of :mod:`experiments.benchmark_flow`), ``batching="vmap"``
+in one chunk of all of them, ``workers=1`` (one thread), at 4 output times (0, 1, 10, inf:
+the issue's measure) and at 22 (0, 5, ..., 100, inf: where rebuilding the full B(t), T x k
+x d, and the certificate over T times add to it); the host's time = wall minus the seconds
+inside solver calls
+(:func:`twolayer._solve.solve_seconds`), the median of ``--batches`` batches after a warm-up
+batch, with its stages (:func:`twolayer.flow.policy_seconds`) and the batches that met a full
+garbage collection of Python's heap (gen2; one costs about 35 ms in this process).
+
+Baseline in the same process: the stacked eigendecomposition the stop analysis runs
+(``np.linalg.eigh`` of (problems, 2k + m - 1, 2k + m - 1) symmetric matrices), the one
+part of the host's work that is LAPACK, not Python. Prints a table and writes
+``benchmark_host.json`` to ``--out``::
+
+    python -m experiments.benchmark_host --out docs/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, git_revision, package_versions,
+                                 require_writable)
+from experiments.benchmark_flow import SHAPE, make_problems, time_grid
+
+NAME = "benchmark_host"
+#: The issue's target: host time per problem, in ms (wall minus solver time, one thread).
+TARGET_MS = 0.3
+
+
+def _eigh_ms(n: int, P: int, seed: int, repeats: int = 5) -> float:
+    """The median of ``repeats`` stacked eigendecompositions of n symmetric P x P matrices,
+    ms per matrix (one BLAS thread)."""
+    from threadpoolctl import threadpool_limits
+    A = np.random.default_rng(seed).standard_normal((n, P, P))
+    A = A + np.swapaxes(A, 1, 2)
+    walls = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        np.linalg.eigh(A)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.linalg.eigh(A)
+            walls.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(walls)) / n
+
+
+#: The output times of the two measures (module docstring).
+TIME_GRIDS = {"4 times": np.array([0.0, 1.0, 10.0, np.inf]), "22 times": np.append(time_grid(), np.inf)}
+
+
+def run(*, seed: int = 0, n: int = 256, batches: int = 5, shape: dict = SHAPE, verbose: bool = True) -> dict:
+    """Both measures (module docstring) on the same problems, with the stacked-eigh baseline."""
+    problems = make_problems(seed, 0, n, shape)
+    k, m = shape["k"], shape["m"]
+    eigh = _eigh_ms(n, 2 * k + m - 1, seed)
+    out = dict(setup=dict(problems=n, shape=shape, batching="vmap", chunk=n, workers=1, rtol=1e-10, atol=1e-12,
+                          seed=seed), eigh_ms=eigh, target_ms=TARGET_MS, measures={})
+    for name, ts in TIME_GRIDS.items():
+        if verbose:
+            print(f"-- {name}", flush=True)
+        r = out["measures"][name] = measure(problems, ts, batches, verbose)
+        r.update(host_over_eigh=r["host_ms_median"] / eigh, target_met=r["host_ms_median"] <= TARGET_MS)
+    return out
+
+
+def measure(problems: list, ts: np.ndarray, batches: int, verbose: bool) -> dict:
+    """Time ``batches`` batches of ``problems`` at times ``ts`` after a warm-up one."""
+    import twolayer as tl
+    from twolayer import _solve
+    from twolayer.flow import policy_seconds
+    n = len(problems)
+    opts = dict(batching="vmap", chunk=n, workers=1, rtol=1e-10, atol=1e-12)
+    t0 = time.perf_counter()
+    tl.simulate_batch(problems, "ft", ts, **opts)
+    warm = time.perf_counter() - t0
+    rows = []
+    for b in range(batches):
+        g0, s0, p0 = gc.get_stats()[2]["collections"], _solve.solve_seconds(), policy_seconds()
+        t0 = time.perf_counter()
+        out = tl.simulate_batch(problems, "ft", ts, **opts)
+        wall = time.perf_counter() - t0
+        solver, p1 = _solve.solve_seconds() - s0, policy_seconds()
+        row = dict(wall_s=wall, solver_s=solver, host_ms=1e3 * (wall - solver) / n,
+                   problems_per_minute=60.0 * n / wall, gen2_collections=gc.get_stats()[2]["collections"] - g0,
+                   stages_ms={k: 1e3 * (p1[k] - p0[k]) / n for k in p1},
+                   results=sorted({str(tr.result) for tr in out}))
+        rows.append(row)
+        if verbose:
+            print(f"[batch {b}] wall {wall:.2f} s, solver {solver:.2f} s, host {row['host_ms']:.3f} ms/problem, "
+                  f"{row['problems_per_minute']:.0f} problems/min, gen2 GC {row['gen2_collections']}", flush=True)
+    host = [r["host_ms"] for r in rows]
+    stages = rows[0]["stages_ms"]
+    return dict(times=[float(t) for t in ts], warmup_s=warm, batches=rows, host_ms_median=float(np.median(host)),
+                host_ms_min=min(host), host_ms_max=max(host),
+                problems_per_minute_median=float(np.median([r["problems_per_minute"] for r in rows])),
+                stages_ms_median={s: float(np.median([r["stages_ms"][s] for r in rows])) for s in stages})
+
+
+def table(res: dict) -> str:
+    rows = [("stacked eigh alone, per problem", f"{res['eigh_ms']:.3f} ms",
+             "np.linalg.eigh of the stop analysis's matrices, this process, 1 BLAS thread")]
+    for name, r in res["measures"].items():
+        rows += [(f"host per problem, {name} (median)", f"{r['host_ms_median']:.3f} ms",
+                  f"min {r['host_ms_min']:.3f}, max {r['host_ms_max']:.3f} over {len(r['batches'])} batches; "
+                  f"{r['host_over_eigh']:.2f}x the eigh; target <= {res['target_ms']} ms: "
+                  + ("met" if r["target_met"] else "NOT met")),
+                 ("  by stage (median, ms)", "", ", ".join(f"{k} {v:.3f}" for k, v in r["stages_ms_median"].items())),
+                 (f"  problems/min end to end, {name}", f"{r['problems_per_minute_median']:.0f}",
+                  "solver included (median)")]
+    w = max(len(r[0]) for r in rows)
+    v = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{w}}  {b:>{v}}  {c}" for a, b, c in rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=f"python -m experiments.{NAME}", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap, results=None, force=False, executor=False,
+                    quick_help="64 problems, 3 batches (about 30 s on 2 quiet CPU cores)")
+    ap.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help=f"folder for {NAME}.json, created if missing (default {DEFAULT_RESULTS.parent})")
+    ap.add_argument("--problems", type=int, default=None, metavar="N", help="problems per batch (default 256)")
+    ap.add_argument("--batches", type=int, default=None, metavar="B", help="timed batches (default 5)")
+    return ap
+
+
+def main(argv=None) -> dict:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    n = args.problems or (64 if args.quick else 256)
+    batches = args.batches or (3 if args.quick else 5)
+    if n < 1 or batches < 1:
+        ap.error("--problems and --batches must be positive")
+    out_dir = Path(args.out or DEFAULT_RESULTS.parent)
+    require_writable(ap, {"--out": out_dir})
+    res = run(seed=args.seed, n=n, batches=batches)
+    res.update(quick=args.quick, versions=package_versions(), git_revision=git_revision(),
+               finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    print(table(res))
+    out = out_dir / f"{NAME}.json"
+    atomic_write_text(out, json.dumps(res, indent=2, default=str))
+    print(f"-> {out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
