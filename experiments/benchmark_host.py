@@ -1,16 +1,16 @@
-"""Benchmark: the host's share of a vmapped batch, per problem (issue 19 §2).
+"""Benchmark: the host's share of a vmapped batch of the exact simulator, per problem.
 
 On a GPU the solver does 2.5e5 problems/min, so the host's policy per problem (the start,
 the stop analysis, the certificate, packaging) sets the rate: at most 0.24-0.3 ms per
-problem per host thread. Measured as the issue asks: ``--problems`` FT problems (default
-256, d=100, k=5, m=40, n=60, those of :mod:`experiments.benchmark_flow`), ``batching="vmap"``
-in one chunk of all of them, ``workers=1`` (one thread), at 4 output times (0, 1, 10, inf:
-the issue's measure) and at 22 (0, 5, ..., 100, inf: where rebuilding the full B(t), T x k
-x d, and the certificate over T times add to it); the host's time = wall minus the seconds
-inside solver calls
-(:func:`twolayer._solve.solve_seconds`), the median of ``--batches`` batches after a warm-up
-batch, with its stages (:func:`twolayer.flow.policy_seconds`) and the batches that met a full
-garbage collection of Python's heap (gen2; one costs about 35 ms in this process).
+problem per host thread (docs/performance.md). Measured as that target was set:
+``--problems`` FT problems (default 256, d=100, k=5, m=40, n=60, those of
+:mod:`experiments.benchmark_flow`), ``batching="vmap"`` in one chunk of all of them,
+``workers=1`` (one thread), at 4 output times (0, 1, 10, inf: the target's measure) and at
+22 (0, 5, ..., 100, inf: where rebuilding the full B(t), T x k x d, and the certificate over
+T times add to it). The host's time is the wall minus the seconds inside solver calls
+(:func:`twolayer._solve.solve_seconds`); the median of ``--batches`` batches after a warm-up
+batch counts, with its stages (:func:`twolayer.flow.policy_seconds`) and the batches that
+met a full garbage collection of Python's heap (gen2; one costs about 35 ms here).
 
 Baseline in the same process: the stacked eigendecomposition the stop analysis runs
 (``np.linalg.eigh`` of (problems, 2k + m - 1, 2k + m - 1) symmetric matrices), the one
@@ -32,10 +32,10 @@ import numpy as np
 
 from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, git_revision, package_versions,
                                  require_writable)
-from experiments.benchmark_flow import SHAPE, make_problems, time_grid
+from experiments.benchmark_flow import SHAPE, _positive, _shape, make_problems, time_grid
 
 NAME = "benchmark_host"
-#: The issue's target: host time per problem, in ms (wall minus solver time, one thread).
+#: The target: host time per problem, in ms (wall minus solver time, one thread).
 TARGET_MS = 0.3
 
 
@@ -130,8 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                     quick_help="64 problems, 3 batches (about 30 s on 2 quiet CPU cores)")
     ap.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help=f"folder for {NAME}.json, created if missing (default {DEFAULT_RESULTS.parent})")
-    ap.add_argument("--problems", type=int, default=None, metavar="N", help="problems per batch (default 256)")
-    ap.add_argument("--batches", type=int, default=None, metavar="B", help="timed batches (default 5)")
+    ap.add_argument("--problems", type=_positive, default=None, metavar="N",
+                    help="problems per batch, all in one vmapped chunk (default 256, --quick 64)")
+    ap.add_argument("--batches", type=_positive, default=None, metavar="B",
+                    help="timed batches after the warm-up one; the median counts (default 5, --quick 3)")
+    ap.add_argument("--shape", type=_shape, default=SHAPE, metavar="D,K,M,N",
+                    help="problem size d,k,m,n (default 100,5,40,60)")
     return ap
 
 
@@ -140,11 +144,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     n = args.problems or (64 if args.quick else 256)
     batches = args.batches or (3 if args.quick else 5)
-    if n < 1 or batches < 1:
-        ap.error("--problems and --batches must be positive")
     out_dir = Path(args.out or DEFAULT_RESULTS.parent)
     require_writable(ap, {"--out": out_dir})
-    res = run(seed=args.seed, n=n, batches=batches)
+    res = run(seed=args.seed, n=n, batches=batches, shape=args.shape)
     res.update(quick=args.quick, versions=package_versions(), git_revision=git_revision(),
                finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     print(table(res))

@@ -15,7 +15,7 @@ from experiments.__main__ import experiment_names
 REPO = Path(__file__).resolve().parent.parent
 
 #: Theorem-check experiments: all built on experiments._common.cli.
-SWEEPS = [n for n in experiment_names() if n not in ("benchmark_flow", "scoreboard", "wise_real")
+SWEEPS = [n for n in experiment_names() if n not in ("benchmark_flow", "benchmark_host", "scoreboard", "wise_real")
           and not n.startswith("empirical") and n != "real_features"]
 COMMON = {"--quick", "--seed", "--out", "--force", "--executor", "--workers", "--scheduler"}
 
@@ -67,13 +67,15 @@ def test_every_sweep_experiment_has_the_common_options_with_help(monkeypatch, na
     assert "results cache" in opts["--out"].help      # --out is the results cache in experiments
 
 
-def test_benchmark_has_the_conventional_options_with_help(monkeypatch):
-    from experiments import benchmark_flow
-    parser = _parser_of(monkeypatch, benchmark_flow.main)
-    assert parser.prog == "python -m experiments.benchmark_flow"
+@pytest.mark.parametrize("name", ["benchmark_flow", "benchmark_host"])
+def test_benchmark_has_the_conventional_options_with_help(monkeypatch, name):
+    mod = importlib.import_module(f"experiments.{name}")
+    parser = _parser_of(monkeypatch, mod.main)
+    assert parser.prog == f"python -m experiments.{name}"
     assert {"--quick", "--seed", "--out"} <= set(_options(parser))
     for action in parser._actions:
         assert action.help, f"{action.option_strings} has no help"
+    assert not re.search(r"\bissues? \d", parser.description or ""), "internal issue numbers"
 
 
 def _usage_error(main, argv, capsys) -> str:

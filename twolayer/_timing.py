@@ -1,11 +1,12 @@
 """Wall seconds of the host's policy by stage, summed over threads (issue 10: on a GPU the
 host's per-problem work, not the device, limits problems per minute; these say which stage).
 
-Stages (:mod:`twolayer.flow`): ``reduce`` (a problem's reduced coordinates: the SVD of X),
-``prepare`` (the start: steady test, tolerances, the first job), ``stop`` (after each
-integration: the retry policy, the eigendecomposition at the stop, curvature, closed-form
-tail), ``finish`` (outputs and certificate) and ``package`` (the full B(t) and the
-Trajectory). The solver calls themselves are :func:`twolayer._solve.solve_seconds`.
+Stages (:mod:`twolayer.flow`), none inside another: ``reduce`` (a problem's reduced
+coordinates: the SVD of X), ``prepare`` (the start: steady test, tolerances, the first job),
+``stop`` (after each integration: the retry policy, the eigendecomposition at the stop,
+curvature, closed-form tail), ``finish`` (outputs and certificate) and ``package`` (the
+full B(t) and the Trajectory). The policy's stages run on a whole chunk at once
+(:mod:`twolayer.policy`). The solver calls themselves are :func:`twolayer._solve.solve_seconds`.
 """
 
 from __future__ import annotations

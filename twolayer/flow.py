@@ -49,8 +49,9 @@ every retry, or a failing certificate, follows the one fallback rule
 if that fails too: a failure is never returned as a success.
 
 Where the code is: the policy's transitions in :mod:`twolayer.policy` (start, after a
-solve, finish), the settings in :mod:`twolayer.flow_config`, and here the input checks,
-the driver (threads, vmapped chunks, padding) and the public functions.
+solve, finish; each on a whole chunk of problems as stacked arrays), the settings in
+:mod:`twolayer.flow_config`, and here the input checks, the driver (threads, vmapped
+chunks, padding) and the public functions.
 
 Compilation and cores (issue 10): tolerances and rules are traced values, save times are
 padded to power-of-two buckets and batches run as single solves on a thread pool (CPU,
