@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
 
 __all__ = ["STAGES", "policy_seconds", "timed"]
 
@@ -22,16 +21,23 @@ _SECONDS = dict.fromkeys(STAGES, 0.0)
 _LOCK = threading.Lock()
 
 
-@contextmanager
-def timed(stage: str):
-    """Add the wall time of the block to ``stage`` (one of STAGES)."""
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        dt = time.perf_counter() - t0
+class timed:
+    """``with timed(stage):`` adds the wall time of the block to ``stage`` (one of STAGES).
+    A plain class, not a generator context manager: it runs once or twice per problem."""
+
+    __slots__ = ("stage", "t0")
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        dt = time.perf_counter() - self.t0
         with _LOCK:
-            _SECONDS[stage] += dt
+            _SECONDS[self.stage] += dt
+        return False
 
 
 def policy_seconds() -> dict:

@@ -27,6 +27,7 @@ near the float floor and the plain ``B^T v - w*`` cancels.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -62,7 +63,7 @@ class Accuracy:
 
 
 def _accuracy(sources: dict) -> Accuracy:
-    kept = {k: float(v) for k, v in sources.items() if v is not None and np.isfinite(v)}
+    kept = {k: float(v) for k, v in sources.items() if v is not None and math.isfinite(v)}
     kept.setdefault("rounding", ROUNDING * EPS)
     return Accuracy(max(kept.values()), kept)
 
