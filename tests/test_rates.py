@@ -83,7 +83,9 @@ def test_simulate_batch_takes_feature_rate():
     for p, tr in zip(ps, batch):
         one = tl.simulate(p, "ft", [0.5, np.inf], feature_rate=0.3)
         assert np.max(np.abs(tr.B - one.B)) <= 1e-12
-    assert all(tr.method == "lp" for tr in tl.simulate_batch(ps, "lp", [1.0], feature_rate=0.3))
+    lp = tl.simulate_batch(ps, "lp", [1.0], feature_rate=0.3)
+    assert all(tr.method == "lp" and "no effect on LP" in tr.stats["notes"][0] for tr in lp)   # said, not silent
+    assert tl.simulate(ps[0], "lp", [1.0]).stats["notes"] == []
     zero = tl.simulate_batch(ps, "ft", [1.0], feature_rate=0.0)
     assert all(np.array_equal(tr.B[0], p.B0) for p, tr in zip(ps, zero))
 

@@ -243,7 +243,8 @@ def _solve_cases(cases: list[Case], ts: np.ndarray, config: FlowConfig, batched:
 
 
 # ----------------------------------------------------------------------------- public API
-def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray, method: str = "lp") -> Trajectory:
+def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray, method: str = "lp",
+                   notes: tuple = ()) -> Trajectory:
     """The LP closed form from ``v0``; also FT / LP-FT at feature_rate 0 (B frozen), named ``method``."""
     from .lp import _probe
     start = time.perf_counter()
@@ -251,14 +252,17 @@ def _lp_trajectory(problem: Problem, ts: np.ndarray, v0: np.ndarray, method: str
     B = np.broadcast_to(problem.B0, (ts.size,) + problem.B0.shape)
     extra = {} if method == "lp" else dict(feature_rate=0.0)
     return Trajectory(ts=ts, v=v, B=B, method=method, v0=v0, result=FlowResult.CLOSED_FORM,
-                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start, **extra),
+                      stats=dict(solver="closed-form", wall_time_s=time.perf_counter() - start, notes=list(notes),
+                                 **extra),
                       accuracy=closed_form_accuracy())
 
 
 def _frozen_features(problem: Problem, meth: Method, ts, v0, config: FlowConfig) -> Trajectory | None:
     """LP's closed form where B does not move (LP, or feature_rate 0 from the method's start)."""
     if not meth.trains_B:
-        return _lp_trajectory(problem, ts, v0)
+        ignored = () if config.feature_rate == 1.0 else (
+            f"feature_rate={config.feature_rate:g} has no effect on LP: its features are frozen (THEORY.md §3)",)
+        return _lp_trajectory(problem, ts, v0, notes=ignored)
     if config.feature_rate == 0.0:
         return _lp_trajectory(problem, ts, np.asarray(meth.start(problem, v0), np.float64), meth.name)
     return None
