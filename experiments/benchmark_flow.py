@@ -719,25 +719,35 @@ def table(res: dict) -> str:
 
 
 def _shape(text: str) -> dict:
+    """D,K,M,N of a problem: four positive integers that :func:`twolayer.make_problem` accepts."""
     try:
         d, k, m, n = (int(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected D,K,M,N (four integers), got {text!r}") from None
+    import twolayer as tl
+    try:
+        tl.make_problem(0, d=d, k=k, m=m, n=n, eps=0.1)
+    except tl.TwoLayerInputError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a problem shape: {exc}") from None
     return dict(d=d, k=k, m=m, n=n)
 
 
-def _nonneg(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _nonneg(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def _positive(text: str) -> int:
-    value = _nonneg(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _int_at_least(text, 1)
 
 
 def build_parser() -> argparse.ArgumentParser:

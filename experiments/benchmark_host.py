@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=f"python -m experiments.{NAME}", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, results=None, force=False, executor=False,
-                    quick_help="64 problems, 3 batches (about 30 s on 2 quiet CPU cores)")
+                    quick_help="64 problems, 3 batches (about 10 s on 2 quiet CPU cores)")
     ap.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help=f"folder for {NAME}.json, created if missing (default {DEFAULT_RESULTS.parent})")
     ap.add_argument("--problems", type=_positive, default=None, metavar="N",

@@ -307,7 +307,7 @@ def summary_text(report: dict, strict: bool = False) -> str:
     """Plain words: how many claims, what was found, and whether everything matched its expectation."""
     rows = report["claims"]
     counts = ", ".join(f"{n} {s}" for s, n in report["summary"].items())
-    lines = [f"{len(rows)} claims ({report['mode']} mode, seed {report['seed']}, "
+    lines = [f"{len(rows)} checks of the paper's claims ({report['mode']} mode, seed {report['seed']}, "
              f"{report['timings']['total_s']:.0f} s): {counts}."]
     bad = [r for r in rows if r["status"] in MISMATCH + ((Status.FINDING.value,) if strict else ())]
     if bad:

@@ -26,7 +26,11 @@ def test_benchmark_host_tiny_run_writes_every_key(tmp_path, capsys):
     assert res["git_revision"] == saved["git_revision"]
 
 
-def test_benchmark_host_rejects_bad_counts(capsys):
-    with pytest.raises(SystemExit):
-        bh.main(["--problems", "0"])
-    assert "must be >= 1" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--problems", "0"], "must be >= 1, got 0"), (["--problems", "-3"], "must be >= 1, got -3"),
+    (["--batches", "abc"], "expected an integer >= 1, got 'abc'"),
+    (["--shape", "5,6,4,8"], "is not a problem shape"), (["--shape", "1,2"], "four integers")])
+def test_benchmark_host_rejects_bad_input_with_a_usage_error(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        bh.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -15,6 +15,10 @@ def test_unknown_flowconfig_field_lists_the_valid_names():
     with pytest.raises(TwoLayerInputError, match="not a FlowConfig field"):
         tl.FlowConfig(banana=1)
     assert tl.FlowConfig(rtol=1e-8).rtol == 1e-8          # valid names still work
+    p = tl.make_problem(0, 10, 2, 4, 6, 0.1)              # the same hint for simulate's options
+    with pytest.raises(TwoLayerInputError, match="did you mean 'chunk'") as e:
+        tl.simulate_batch([p], "ft", [1.0], chunks=4)
+    assert "rtol, atol, solver" in str(e.value)
 
 
 @pytest.mark.parametrize("ts", [np.array([0.0, 1 + 1j]), [0.0, 1j], np.array([0, 1], dtype=complex)])

@@ -411,7 +411,7 @@ def simulate_batch(problems: Sequence[Problem], method: str, ts, v0s=None, rtol:
     for i, p in enumerate(problems):
         if (p.k, p.m) != (k, m):
             raise TwoLayerInputError("problems", f"problem {i} has (k, m)=({p.k}, {p.m}), "
-                                     f"problem 0 has ({k}, {m})", "batch problems of the same shape")
+                                     f"problem 0 has ({k}, {m})", "batch problems of the same (k, m); d may differ")
     v0s = [_check_v0(p, v, f"v0s[{i}]") for i, (p, v) in enumerate(zip(problems, v0s))]
     config = _make_config(config, rtol, atol, dict(options))
     if not meth.trains_B or config.feature_rate == 0.0:

@@ -10,6 +10,7 @@ turns the rule off (every such failure raises).
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import NamedTuple
 
@@ -83,7 +84,6 @@ class FlowConfig(_FlowSettings):
     def __new__(cls, *args, **kwargs):
         unknown = [k for k in kwargs if k not in _FlowSettings._fields]
         if unknown:
-            import difflib
             near = {k: difflib.get_close_matches(k, _FlowSettings._fields, n=1) for k in unknown}
             hint = "; ".join(f"{k!r} -> did you mean {v[0]!r}?" for k, v in near.items() if v)
             raise TwoLayerInputError(", ".join(unknown), "is not a FlowConfig field" + (f" ({hint})" if hint else ""),
@@ -159,8 +159,10 @@ def make_config(config, rtol, atol, options) -> FlowConfig:
                                  "pass twolayer.FlowConfig(...)")
     unknown = sorted(set(options) - set(FlowConfig._fields))
     if unknown:
-        raise TwoLayerInputError(unknown[0], "is not an option of simulate / simulate_batch (a FlowConfig field)",
-                                 f"use one of {FlowConfig._fields}")
+        near = difflib.get_close_matches(unknown[0], FlowConfig._fields, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise TwoLayerInputError(unknown[0], f"is not an option of simulate / simulate_batch (a FlowConfig field{hint})",
+                                 f"use one of {', '.join(FlowConfig._fields)}")
     if rtol is not None:
         options["rtol"] = rtol
     if atol is not None:
