@@ -13,8 +13,9 @@ batch counts, with its stages (:func:`twolayer.flow.policy_seconds`) and the bat
 met a full garbage collection of Python's heap (gen2; one costs about 35 ms here).
 
 Baseline in the same process: the stacked eigendecomposition the stop analysis runs
-(``np.linalg.eigh`` of (problems, 2k + m - 1, 2k + m - 1) symmetric matrices), the one
-part of the host's work that is LAPACK, not Python. Prints a table and writes
+(:func:`twolayer.hessian.subspace_eigh` at the batch's own t = inf states: one
+``np.linalg.eigh`` of (problems, 2k + m - 1, 2k + m - 1) symmetric matrices), the one part of
+the host's work that is LAPACK's arithmetic, not Python. Prints a table and writes
 ``benchmark_host.json`` to ``--out``::
 
     python -m experiments.benchmark_host --out docs/results
@@ -39,20 +40,24 @@ NAME = "benchmark_host"
 TARGET_MS = 0.3
 
 
-def _eigh_ms(n: int, P: int, seed: int, repeats: int = 5) -> float:
-    """The median of ``repeats`` stacked eigendecompositions of n symmetric P x P matrices,
-    ms per matrix (one BLAS thread)."""
+def _eigh_ms(problems: list, trajectories: list, repeats: int = 5) -> float:
+    """The median of ``repeats`` stacked eigendecompositions of the reduced Hessian at the
+    trajectories' last states (:func:`twolayer.hessian.subspace_eigh`), ms per problem (one
+    BLAS thread)."""
     from threadpoolctl import threadpool_limits
-    A = np.random.default_rng(seed).standard_normal((n, P, P))
-    A = A + np.swapaxes(A, 1, 2)
+    from twolayer.hessian import subspace_eigh
+    s2 = np.stack([p.reduced[0] for p in problems])
+    c = np.stack([p.reduced[1] for p in problems])
+    v = np.stack([tr.v[-1] for tr in trajectories])
+    G = np.stack([tr.B[-1] @ p.S_basis for p, tr in zip(problems, trajectories)])
     walls = []
     with threadpool_limits(limits=1, user_api="blas"):
-        np.linalg.eigh(A)
+        subspace_eigh(s2, c, v, G)
         for _ in range(repeats):
             t0 = time.perf_counter()
-            np.linalg.eigh(A)
+            subspace_eigh(s2, c, v, G)
             walls.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(walls)) / n
+    return 1e3 * float(np.median(walls)) / len(problems)
 
 
 #: The output times of the two measures (module docstring).
@@ -62,20 +67,22 @@ TIME_GRIDS = {"4 times": np.array([0.0, 1.0, 10.0, np.inf]), "22 times": np.appe
 def run(*, seed: int = 0, n: int = 256, batches: int = 5, shape: dict = SHAPE, verbose: bool = True) -> dict:
     """Both measures (module docstring) on the same problems, with the stacked-eigh baseline."""
     problems = make_problems(seed, 0, n, shape)
-    k, m = shape["k"], shape["m"]
-    eigh = _eigh_ms(n, 2 * k + m - 1, seed)
     out = dict(setup=dict(problems=n, shape=shape, batching="vmap", chunk=n, workers=1, rtol=1e-10, atol=1e-12,
-                          seed=seed), eigh_ms=eigh, target_ms=TARGET_MS, measures={})
+                          seed=seed), target_ms=TARGET_MS, measures={})
     for name, ts in TIME_GRIDS.items():
         if verbose:
             print(f"-- {name}", flush=True)
-        r = out["measures"][name] = measure(problems, ts, batches, verbose)
+        r, trajectories = measure(problems, ts, batches, verbose)
+        out["measures"][name] = r
+    out["eigh_ms"] = eigh = _eigh_ms(problems, trajectories)
+    for r in out["measures"].values():
         r.update(host_over_eigh=r["host_ms_median"] / eigh, target_met=r["host_ms_median"] <= TARGET_MS)
     return out
 
 
-def measure(problems: list, ts: np.ndarray, batches: int, verbose: bool) -> dict:
-    """Time ``batches`` batches of ``problems`` at times ``ts`` after a warm-up one."""
+def measure(problems: list, ts: np.ndarray, batches: int, verbose: bool) -> tuple:
+    """Time ``batches`` batches of ``problems`` at times ``ts`` after a warm-up one: (the
+    numbers, the last batch's trajectories)."""
     import twolayer as tl
     from twolayer import _solve
     from twolayer.flow import policy_seconds
@@ -104,12 +111,12 @@ def measure(problems: list, ts: np.ndarray, batches: int, verbose: bool) -> dict
     return dict(times=[float(t) for t in ts], warmup_s=warm, batches=rows, host_ms_median=float(np.median(host)),
                 host_ms_min=min(host), host_ms_max=max(host),
                 problems_per_minute_median=float(np.median([r["problems_per_minute"] for r in rows])),
-                stages_ms_median={s: float(np.median([r["stages_ms"][s] for r in rows])) for s in stages})
+                stages_ms_median={s: float(np.median([r["stages_ms"][s] for r in rows])) for s in stages}), out
 
 
 def table(res: dict) -> str:
-    rows = [("stacked eigh alone, per problem", f"{res['eigh_ms']:.3f} ms",
-             "np.linalg.eigh of the stop analysis's matrices, this process, 1 BLAS thread")]
+    rows = [("stop analysis's eigh alone, per problem", f"{res['eigh_ms']:.3f} ms",
+             "twolayer.hessian.subspace_eigh at the batch's t = inf states, this process, 1 BLAS thread")]
     for name, r in res["measures"].items():
         rows += [(f"host per problem, {name} (median)", f"{r['host_ms_median']:.3f} ms",
                   f"min {r['host_ms_min']:.3f}, max {r['host_ms_max']:.3f} over {len(r['batches'])} batches; "
