@@ -54,8 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments._common import (DEFAULT_RESULTS, add_common_args, atomic_write_text, git_revision, package_versions,
-                                 require_writable)
+from experiments._common import (DEFAULT_RESULTS, _int_arg, add_common_args, atomic_write_text, git_revision,
+                                 package_versions, require_writable)
 
 NAME = "benchmark_flow"
 SHAPE = dict(d=100, k=5, m=40, n=60)
@@ -732,22 +732,9 @@ def _shape(text: str) -> dict:
     return dict(d=d, k=k, m=m, n=n)
 
 
-def _int_at_least(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-    return value
-
-
-def _nonneg(text: str) -> int:
-    return _int_at_least(text, 0)
-
-
-def _positive(text: str) -> int:
-    return _int_at_least(text, 1)
+#: argparse types: non-negative / positive integers (one rule with every command's).
+_nonneg = _int_arg(0, "non-negative")
+_positive = _int_arg(1, "positive")
 
 
 def build_parser() -> argparse.ArgumentParser:

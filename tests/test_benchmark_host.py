@@ -27,8 +27,8 @@ def test_benchmark_host_tiny_run_writes_every_key(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--problems", "0"], "must be >= 1, got 0"), (["--problems", "-3"], "must be >= 1, got -3"),
-    (["--batches", "abc"], "expected an integer >= 1, got 'abc'"),
+    (["--problems", "0"], "must be a positive integer, got 0"), (["--problems", "-3"], "positive integer, got -3"),
+    (["--batches", "abc"], "must be a positive integer, got 'abc'"),
     (["--shape", "5,6,4,8"], "is not a problem shape"), (["--shape", "1,2"], "four integers")])
 def test_benchmark_host_rejects_bad_input_with_a_usage_error(capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
