@@ -424,36 +424,50 @@ def compute(config: Config, unit: dict) -> list[dict]:
     return recs
 
 
-def _gradient_units(config: Config, records: list[dict]) -> list[dict]:
-    """Start the gradient search from the tightest non-vacuous instances of each form."""
+def gradient_starts(records: list[dict], forms, origins, n_starts: int, *, keep=lambda r: True,
+                    distinct: bool = True, params_of=None) -> list[dict]:
+    """The gradient units: for each form, the ``n_starts`` tightest non-vacuous records (by
+    :func:`_score`) among those from ``origins`` that pass ``keep``, as start instances
+    (``params_of``, default :func:`_params_of`; ``distinct``: never the same parameters twice).
+    Shared with :mod:`experiments.thm33_repair`."""
+    params_of = params_of or _params_of
     out = []
-    for form in FORMS:
-        ranked = sorted((r for r in records if np.isfinite(_score(r, form))
-                         and str(r.get("origin", "")).split(":")[0] in ("random", "guided")),
+    for form in forms:
+        ranked = sorted((r for r in records if np.isfinite(_score(r, form)) and keep(r)
+                         and str(r.get("origin", "")).split(":")[0] in origins),
                         key=lambda r: _score(r, form))
-        seen = set()
+        seen: set = set()
         for r in ranked:
-            prm = _params_of(r)
-            key = tuple(sorted(prm.items(), key=lambda kv: kv[0]))
+            if len(seen) >= n_starts:
+                break
+            prm = params_of(r)
+            key = tuple(sorted(prm.items(), key=lambda kv: kv[0])) if distinct else len(seen)
             if key in seen:
                 continue
             seen.add(key)
             out.append({"kind": "gradient", "form": form, "start": prm, "index": len(seen) - 1})
-            if len(seen) >= config.n_gradient_starts:
-                break
     return out
 
 
-def run(config: Config, out=None, *, force: bool = False, progress=None) -> list[dict]:
-    first = units(config)
-    compute_fn = partial(compute, config)
-    records = run_sweep(NAME, config, first, compute_fn, out, force=force, progress=progress)
+def run_with_gradient(name: str, config, first: list[dict], compute_fn, second, out=None, *, force: bool = False,
+                      progress=None, sweep=None) -> list[dict]:
+    """Two stages: the ``first`` units, then (when ``config.n_gradient_starts`` > 0) the
+    gradient units ``second(records)`` picks from their results; the second call reuses the
+    cached first stage. ``sweep``: the caller's :func:`~experiments._common.run_sweep`.
+    Shared with :mod:`experiments.thm33_repair`."""
+    sweep = sweep or run_sweep
+    records = sweep(name, config, first, compute_fn, out, force=force, progress=progress)
     if config.n_gradient_starts <= 0:
         return records
+    return sweep(name, config, first + second(records), compute_fn, out, force=False, progress=progress)
+
+
+def run(config: Config, out=None, *, force: bool = False, progress=None) -> list[dict]:
     # The gradient units depend on the first stage's results (their start instances are in
-    # the unit dicts); the second call reuses the cached first-stage units.
-    return run_sweep(NAME, config, first + _gradient_units(config, records), compute_fn, out, force=False,
-                     progress=progress)
+    # the unit dicts).
+    second = lambda records: gradient_starts(records, FORMS, ("random", "guided"), config.n_gradient_starts)
+    return run_with_gradient(NAME, config, units(config), partial(compute, config), second, out, force=force,
+                             progress=progress)
 
 
 # ----------------------------------------------------------------------------- check

@@ -520,25 +520,12 @@ def compute(config: Config, unit: dict) -> list[dict]:
     return recs
 
 
-def _gradient_units(config: Config, records: list[dict]) -> list[dict]:
-    out = []
-    for form in ("conjectured", "published"):
-        ranked = sorted((r for r in records if np.isfinite(_score(r, form)) and r["k"] <= 3
-                         and str(r.get("origin", "")).split(":")[0] in ("family", "guided", "general")),
-                        key=lambda r: _score(r, form))
-        for j, r in enumerate(ranked[:config.n_gradient_starts]):
-            out.append({"kind": "gradient", "form": form, "start": _params_of(r), "index": j})
-    return out
-
-
 def run(config: Config, out=None, *, force: bool = False, progress=None) -> list[dict]:
-    first = units(config)
-    fn = partial(compute, config)
-    records = run_sweep(NAME, config, first, fn, out, force=force, progress=progress)
-    if config.n_gradient_starts <= 0:
-        return records
-    return run_sweep(NAME, config, first + _gradient_units(config, records), fn, out, force=False,
-                     progress=progress)
+    second = lambda records: bt.gradient_starts(records, ("conjectured", "published"), ("family", "guided", "general"),
+                                                config.n_gradient_starts, keep=lambda r: r["k"] <= 3, distinct=False,
+                                                params_of=_params_of)
+    return bt.run_with_gradient(NAME, config, units(config), partial(compute, config), second, out, force=force,
+                                progress=progress, sweep=run_sweep)
 
 
 # ----------------------------------------------------------------------------- check

@@ -192,10 +192,11 @@ def _job_settings(chunk: _Chunk, config: FlowConfig, t1: np.ndarray):
     return atol, dt0
 
 
-def _jobs(cases: list, config: FlowConfig, solver: str, steady_rtol: float) -> list:
-    """The integration of each case from its start with ``solver`` at ``steady_rtol``."""
+def _jobs(cases: list, config: FlowConfig, solver: str, steady_rtol: float, chunk: _Chunk | None = None) -> list:
+    """The integration of each case from its start with ``solver`` at ``steady_rtol``
+    (``chunk``: the cases' data already stacked)."""
     t1 = np.array([case.t1 for case in cases], np.float64)
-    atol, dt0 = _job_settings(_Chunk.of(cases), config, t1)
+    atol, dt0 = _job_settings(chunk if chunk is not None else _Chunk.of(cases), config, t1)
     return [_solve.Job(case.s2, case.c, case.v0, case.G0, float(steady_rtol), float(case.t_hold),
                        float(config.rtol), float(atol[i]), solver, float(case.t1), float(dt0[i]))
             for i, case in enumerate(cases)]
@@ -363,13 +364,14 @@ def start(cases: list, ctx: Context, idx: list) -> list:
         case.t1 = ctx.t1
     if ctx.t1 <= 0.0:
         return [Hold(FlowResult.SUCCESS, {}) for _ in cases]
-    fnorm, scale = steady_measure(np, *_Chunk.of(cases))
+    chunk = _Chunk.of(cases)
+    fnorm, scale = steady_measure(np, *chunk)
     steady = fnorm <= config.steady_rtol * scale
     out: list = [None] * len(cases)
     moving = np.flatnonzero(~steady)
     if moving.size:
         jobs = _jobs([cases[j] for j in moving], config, config.solver,
-                     config.steady_rtol * config.retry_schedule[0])
+                     config.steady_rtol * config.retry_schedule[0], _Chunk(*(a[moving] for a in chunk)))
         for j, job in zip(moving, jobs):
             out[j] = Integrate(job)
     still = np.flatnonzero(steady)
